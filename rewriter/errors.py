@@ -1,0 +1,39 @@
+"""Typed errors. The CLI prints ``str(error)`` as its one-line message and exits with ``exit_code``."""
+
+from __future__ import annotations
+
+
+class RewriterError(Exception):
+    """Base class of every error rewriter raises on purpose."""
+
+    exit_code: int = 2
+
+
+class BadModelError(RewriterError):
+    """The input is not a readable, valid ONNX model (or its external data is missing or unsafe)."""
+
+    exit_code = 2
+
+
+class UsageError(RewriterError):
+    """The command line or API call is inconsistent (bad option, contradicting --input-shape...)."""
+
+    exit_code = 2
+
+
+class UnresolvedShapeError(RewriterError):
+    """A shape or a scales/sizes value that a decision needs cannot be determined statically."""
+
+    exit_code = 2
+
+
+class NotExactError(RewriterError):
+    """A node cannot be made to run identically on the requested target."""
+
+    exit_code = 1
+
+
+class VerificationError(RewriterError):
+    """A rewrite was checked numerically and did not match."""
+
+    exit_code = 1

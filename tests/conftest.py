@@ -1,0 +1,48 @@
+"""Shared pytest configuration: numeric summaries that the closing report quotes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+
+ort.set_default_logger_severity(3)  # tf_half_pixel_for_nn at opset >= 13 logs a deprecation warning per session
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+STATS_DIR = Path(os.environ.get("REWRITER_STATS_DIR", ROOT / ".pytest_cache" / "rewriter-stats"))
+
+
+def record_stats(name: str, stats: dict) -> None:
+    """Store a summary (one file per test chunk, so it works under pytest-xdist)."""
+    STATS_DIR.mkdir(parents=True, exist_ok=True)
+    (STATS_DIR / f"{name}.json").write_text(json.dumps(stats))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput") and STATS_DIR.exists():
+        for f in STATS_DIR.glob("*.json"):
+            f.unlink()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not STATS_DIR.exists():
+        return
+    groups: dict[str, dict] = {}
+    for f in sorted(STATS_DIR.glob("*.json")):
+        group = f.stem.split("@")[0]
+        data = json.loads(f.read_text())
+        g = groups.setdefault(group, {"cases": 0, "worst": 0.0, "reference_checked": 0})
+        g["cases"] += data.get("cases", 0)
+        g["reference_checked"] += data.get("reference_checked", 0)
+        g["worst"] = max(g["worst"], data.get("worst", 0.0))
+    if groups:
+        terminalreporter.section("rewriter numeric summary")
+        for name, g in groups.items():
+            terminalreporter.write_line(
+                f"{name}: {g['cases']} cases vs onnxruntime, worst relative error {g['worst']:.3g}; "
+                f"{g['reference_checked']} also vs onnx.reference"
+            )
