@@ -1,0 +1,230 @@
+"""Per-node, per-target verdicts: does a Resize already run identically on a target, can it be made to, or not.
+
+Every verdict is a weight comparison through ``rewriter.sampling``: a node runs identically on a
+primitive when, for each axis it resizes, the primitive's matrix equals the node's ORT matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from rewriter.lowering import caffe_classic_deconv, derive_conv_transpose
+from rewriter.resize import ResizeSemantics
+from rewriter.sampling import F32, AxisRule, AxisWeights, lerp_weights, ort_axis_weights, pick_weights
+from rewriter.targets import (
+    CANONICAL_TRANSFORMS,
+    Primitive,
+    caffe_primitives,
+    coreml_primitives,
+    onnx_canonical_primitives,
+)
+
+AS_IS, REWRITE, INEXACT, UNRESOLVED = "as-is", "rewrite", "inexact", "unresolved"
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    deployment_target: str = "iOS15"
+    coreml_format: str = "mlprogram"
+    caffe_flavor: str = "bvlc"
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    how: str
+    naive_max_error: float | None = None  # worst-case error of a name-based mapping, inputs in [-1, 1]
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = {"verdict": self.verdict, "how": self.how}
+        if self.naive_max_error is not None:
+            out["naive_max_error"] = round(self.naive_max_error, 6)
+        out.update(self.details)
+        return out
+
+
+def resized_axes(sem: ResizeSemantics) -> list[int]:
+    """Axes whose weights are not the identity (ORT skips scale-1 axes and whole no-op resizes)."""
+    if sem.is_noop:
+        return []
+    return [a.axis for a in sem.axes_info if not a.unchanged]
+
+
+def matching_primitives(sem: ResizeSemantics, primitives: tuple[Primitive, ...]) -> list[Primitive]:
+    """Primitives whose sampling equals the node's on every resized axis (for its actual lengths)."""
+    axes = resized_axes(sem)
+    found = []
+    for prim in primitives:
+        if prim.spatial_only and any(a < sem.rank - 2 for a in axes):
+            continue
+        ok = True
+        for a in axes:
+            info = sem.axes_info[a]
+            theirs = prim.weights(info.n, info.m)  # type: ignore[arg-type]
+            if theirs is None or not theirs.same_as(sem.axis_weights(a)):
+                ok = False
+                break
+        if ok:
+            found.append(prim)
+    return found
+
+
+def canonical_forms_per_axis(sem: ResizeSemantics) -> dict[int, list[str]]:
+    """For each resized axis, the canonical ONNX Resize spellings with identical weights."""
+    prims = onnx_canonical_primitives()
+    out: dict[int, list[str]] = {}
+    for a in resized_axes(sem):
+        info = sem.axes_info[a]
+        mine = sem.axis_weights(a)
+        out[a] = [p.name for p in prims if (w := p.weights(info.n, info.m)) is not None and w.same_as(mine)]  # type: ignore[arg-type]
+    return out
+
+
+def conv_transpose_axes(sem: ResizeSemantics) -> dict[int, int] | None:
+    """Stride per resized axis if every resized axis has an exact ConvTranspose form, else None."""
+    strides: dict[int, int] = {}
+    for a in resized_axes(sem):
+        info = sem.axes_info[a]
+        n, m = info.n, info.m
+        assert isinstance(n, int) and isinstance(m, int)
+        rule = sem.axis_rule(a)
+        found = None
+        for stride in _stride_candidates(n, m):
+            # Read the kernel off a longer axis with the same grid; the final check is on the real matrix.
+            probe_n = 16
+            probe_m = stride * probe_n if m == stride * n else stride * (probe_n - 1) + 1
+            probe = ort_axis_weights(rule, probe_n, probe_m, float(F32(probe_m) / F32(probe_n)))
+            if derive_conv_transpose(sem.axis_weights(a), stride, probe) is not None:
+                found = stride
+                break
+        if found is None:
+            return None
+        strides[a] = found
+    return strides
+
+
+def _stride_candidates(n: int, m: int) -> list[int]:
+    out = []
+    if m % n == 0 and m > n:
+        out.append(m // n)
+    if n > 1 and (m - 1) % (n - 1) == 0 and m > n:
+        out.append((m - 1) // (n - 1))
+    if m == n:
+        out.append(1)
+    return out
+
+
+def naive_error(sem: ResizeSemantics, target: str) -> float | None:
+    """Worst-case error (inputs in [-1, 1]) of the mapping a name-based converter would make."""
+    worst = 0.0
+    for a in resized_axes(sem):
+        info = sem.axes_info[a]
+        n, m = info.n, info.m
+        assert isinstance(n, int) and isinstance(m, int)
+        naive = _naive_weights(sem, a, n, m, target)
+        if naive is None:
+            return None
+        worst = max(worst, naive.difference(sem.axis_weights(a)))
+    return worst
+
+
+def _naive_weights(sem: ResizeSemantics, axis: int, n: int, m: int, target: str) -> AxisWeights | None:
+    if target == "onnx":
+        if sem.opset > 10:
+            return None
+        # onnx's version converter (Resize 10 -> 11) leaves the opset-11 defaults: half_pixel, round_prefer_floor.
+        rule = AxisRule(sem.mode, "half_pixel", "round_prefer_floor")
+        return ort_axis_weights(rule, n, m, float(F32(sem.axes_info[axis].scale)))
+    f = m // n if m % n == 0 else None
+    if sem.mode == "nearest":
+        return AxisWeights(pick_weights(np.arange(m) // f, n)) if f else None
+    if sem.mode != "linear":
+        return None
+    if target == "coreml":
+        # onnx-coreml / coremltools <= 5.2: Upsample BILINEAR with the default (asymmetric) grid.
+        return AxisWeights(lerp_weights(np.arange(m) * n / m, n))
+    return caffe_classic_deconv(n, f) if f else None
+
+
+def verdict_for(sem: ResizeSemantics, target: str, options: TargetOptions = TargetOptions()) -> Verdict:
+    if not sem.resolved:
+        return Verdict(UNRESOLVED, "; ".join(sem.problems) or "input shape not static: pass --input-shape NAME=DIMS")
+    if not resized_axes(sem):
+        return Verdict(REWRITE if target != "onnx" or sem.opset <= 10 else AS_IS, "no-op resize (output shape equals input shape): remove it")
+    naive = naive_error(sem, target)
+    if target == "onnx":
+        return _onnx_verdict(sem, naive)
+    if target == "coreml":
+        return _coreml_verdict(sem, naive, options)
+    return _caffe_verdict(sem, naive, options)
+
+
+def _lowering(sem: ResizeSemantics, target: str) -> Verdict | None:
+    if sem.elem_type not in FLOAT_TYPES:
+        return None
+    strides = conv_transpose_axes(sem)
+    if strides is not None:
+        return Verdict(REWRITE, "lower to grouped ConvTranspose (stride " + ", ".join(f"axis {a}: {s}" for a, s in strides.items()) + "), exact at the borders")
+    return Verdict(REWRITE, "lower to constant interpolation matrices (MatMul" + (" / 1x1 Convolution" if target == "caffe" else "") + ")")
+
+
+def _onnx_verdict(sem: ResizeSemantics, naive: float | None) -> Verdict:
+    forms = canonical_forms_per_axis(sem)
+    canonical = sem.opset >= 11 and sem.transform in CANONICAL_TRANSFORMS
+    if canonical and not _scales_size_trap(sem):
+        return Verdict(AS_IS, f"Resize-{sem.opset} {sem.mode}/{sem.transform} is canonical")
+    common = set.intersection(*(set(v) for v in forms.values())) if forms else set()
+    if common:
+        how = f"rewrite as {sorted(common)[0]} with sizes"
+    elif all(forms.values()):
+        how = "split per axis: " + "; ".join(f"axis {a}: {v[0]}" for a, v in forms.items())
+    elif sem.opset >= 11 and sem.transform in ("tf_crop_and_resize", "half_pixel_symmetric") and not _scales_size_trap(sem):
+        return Verdict(AS_IS, f"{sem.transform} has no simpler exact spelling here")
+    else:
+        low = _lowering(sem, "onnx")
+        if low is None:
+            return Verdict(INEXACT, f"no canonical Resize is exact and {onnx.TensorProto.DataType.Name(sem.elem_type)} data cannot be lowered", naive)
+        low.naive_max_error = naive
+        return low
+    if _scales_size_trap(sem):
+        how += " (float32 scales give a different output size in float64 implementations)"
+    return Verdict(REWRITE, how, naive)
+
+
+def _scales_size_trap(sem: ResizeSemantics) -> bool:
+    """Output size from float32 scales differs between ORT (float32) and the spec/shape inference (float64)."""
+    if sem.size_source == "sizes":
+        return False
+    return any(
+        isinstance(a.n, int) and a.scale is not None and int(np.floor(np.float64(F32(a.scale)) * a.n)) != a.m
+        for a in sem.axes_info
+    )
+
+
+def _coreml_verdict(sem: ResizeSemantics, naive: float | None, options: TargetOptions) -> Verdict:
+    if sem.rank in (3, 4) and not sem.antialias:
+        matches = matching_primitives(sem, coreml_primitives(options.deployment_target, options.coreml_format))
+        if matches:
+            return Verdict(AS_IS, f"Core ML {matches[0].name}", naive, {"op": matches[0].name})
+    low = _lowering(sem, "coreml")
+    if low is None:
+        return Verdict(INEXACT, f"no Core ML op samples like this node and {onnx.TensorProto.DataType.Name(sem.elem_type)} data cannot be lowered", naive)
+    low.naive_max_error = naive
+    return low
+
+
+def _caffe_verdict(sem: ResizeSemantics, naive: float | None, options: TargetOptions) -> Verdict:
+    if sem.rank == 4 and options.caffe_flavor != "bvlc":
+        matches = matching_primitives(sem, caffe_primitives(options.caffe_flavor))
+        if matches:
+            return Verdict(REWRITE, f"map to Caffe {matches[0].name}", naive, {"op": matches[0].name})
+    low = _lowering(sem, "caffe")
+    if low is None:
+        return Verdict(INEXACT, f"BVLC Caffe has no layer for {onnx.TensorProto.DataType.Name(sem.elem_type)} resizing", naive)
+    low.naive_max_error = naive
+    return low

@@ -1,0 +1,174 @@
+"""The `rewriter` command line. Errors are one line on stderr with exit code 1 (not exact) or 2 (bad input)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rewriter.analysis import AS_IS, INEXACT, REWRITE, TargetOptions
+from rewriter.errors import RewriterError, UsageError
+from rewriter.inspection import ModelReport, check, inspect
+from rewriter.targets import IOS_VERSIONS, TARGETS
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Make ONNX Resize/Upsample give the same numbers on every runtime.",
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+InputShapes = Annotated[
+    Optional[list[str]],
+    typer.Option("--input-shape", help="Static shape for a graph input, NAME=D0xD1x... (repeatable)."),
+]
+DeploymentTarget = Annotated[str, typer.Option("--deployment-target", help="Core ML deployment target: " + ", ".join(IOS_VERSIONS))]
+CaffeFlavor = Annotated[str, typer.Option("--flavor", help="Caffe flavor: bvlc, interp (Interp layer), upsample (fork Upsample layer)")]
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs or []:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            values = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            values = ()
+        if not sep or not name or not values:
+            raise UsageError(f"--input-shape {spec!r}: expected NAME=D0xD1x..., e.g. input=1x3x224x224")
+        shapes[name] = values
+    return shapes
+
+
+def _options(deployment_target: str, flavor: str) -> TargetOptions:
+    if deployment_target not in IOS_VERSIONS:
+        raise UsageError(f"--deployment-target {deployment_target!r}: expected one of {', '.join(IOS_VERSIONS)}")
+    if flavor not in ("bvlc", "interp", "upsample"):
+        raise UsageError(f"--flavor {flavor!r}: expected bvlc, interp or upsample")
+    return TargetOptions(deployment_target=deployment_target, caffe_flavor=flavor)
+
+
+def _fmt_shape(shape) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape) or "?"
+
+
+def _fmt_scales(scales) -> str:
+    return ", ".join("?" if s is None else f"{s:.6g}" for s in scales)
+
+
+_STYLE = {AS_IS: "green", REWRITE: "yellow", INEXACT: "red"}
+
+
+def render_report(report: ModelReport) -> None:
+    table = Table(title=f"{report.path} (opset {report.opset}): {len(report.nodes)} resize node(s)", show_lines=True)
+    for column in ("node", "op", "mode", "transform", "nearest", "shape", "scales", *TARGETS):
+        table.add_column(column, overflow="fold")
+    for node in report.nodes:
+        s = node.semantics
+        name = f"{s.graph_path}/{s.name}" if s.graph_path else s.name
+        cells = []
+        for t in TARGETS:
+            v = node.verdicts.get(t)
+            if v is None:
+                cells.append("")
+                continue
+            extra = f" (naive mapping error {v.naive_max_error:.3g})" if v.naive_max_error else ""
+            cells.append(f"[{_STYLE.get(v.verdict, 'magenta')}]{v.verdict}[/]: {v.how}{extra}")
+        table.add_row(
+            name or "(unnamed)",
+            f"{s.op_type}-{s.opset}",
+            s.mode + (" +antialias" if s.antialias else ""),
+            s.transform,
+            s.nearest_mode or "",
+            f"{_fmt_shape(s.input_shape)} → {_fmt_shape(s.output_shape)}",
+            _fmt_scales(s.scales),
+            *cells,
+        )
+    out.print(table)
+
+
+@app.command("inspect")
+def inspect_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")] = False,
+    input_shape: InputShapes = None,
+    deployment_target: DeploymentTarget = "iOS15",
+    flavor: CaffeFlavor = "bvlc",
+) -> None:
+    """Describe every Resize/Upsample (subgraphs included) and say how each target runs it."""
+    report = inspect(model, input_shapes=parse_input_shapes(input_shape), options=_options(deployment_target, flavor))
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        render_report(report)
+
+
+@app.command("check")
+def check_command(
+    models: Annotated[list[Path], typer.Argument(help="ONNX model(s)")],
+    target: Annotated[str, typer.Option("--target", help="onnx | coreml | caffe")] = "onnx",
+    input_shape: InputShapes = None,
+    deployment_target: DeploymentTarget = "iOS15",
+    flavor: CaffeFlavor = "bvlc",
+) -> None:
+    """Exit 0 if every Resize/Upsample already runs identically on TARGET, 1 if any does not, 2 on bad input."""
+    if target not in TARGETS:
+        raise UsageError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    options = _options(deployment_target, flavor)
+    shapes = parse_input_shapes(input_shape)
+    worst = 0
+    for path in models:
+        try:
+            result = check(path, target, input_shapes=shapes, options=options)
+        except RewriterError as e:
+            err.print(f"rewriter: error: {e}", markup=False, highlight=False)
+            worst = 2
+            continue
+        for node in result.failing:
+            s = node.semantics
+            v = node.verdicts[target]
+            fixable = "fix-resize can make it exact" if v.verdict == REWRITE else "fix-resize cannot make it exact"
+            name = f"{s.graph_path}/{s.name}" if s.graph_path else s.name
+            print(f"{path}: {name or '(unnamed)'} ({s.op_type}-{s.opset} {s.mode}/{s.transform}): {v.verdict} for {target}: {v.how}; {fixable}")
+        if result.failing:
+            worst = max(worst, 1)
+        else:
+            print(f"{path}: {len(result.report.nodes)} resize node(s), all run identically on {target}")
+    raise typer.Exit(worst)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: one-line errors, never a traceback (REWRITER_DEBUG=1 shows it)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except SystemExit as e:  # click usage errors in standalone_mode=False still arrive here on some paths
+        return int(e.code or 0)
+    except RewriterError as e:
+        err.print(f"rewriter: error: {e}", markup=False, highlight=False)
+        return e.exit_code
+    except (KeyboardInterrupt, BrokenPipeError):
+        return 130
+    except Exception as e:  # noqa: BLE001 - the promise is: no traceback, ever
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            return 130
+        if os.environ.get("REWRITER_DEBUG"):
+            raise
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        err.print(f"rewriter: internal error: {type(e).__name__}: {first_line} (set REWRITER_DEBUG=1 for details)", markup=False, highlight=False)
+        return 2
+    return 0
