@@ -23,7 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Make ONNX Resize/Upsample give the same numbers on every runtime.",
 )
-out = Console(soft_wrap=True)
+# Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 InputShapes = Annotated[
@@ -148,7 +149,9 @@ def check_command(
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors, never a traceback (REWRITER_DEBUG=1 shows it)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns the code given to typer.Exit instead of raising.
+        code = app(args=argv, standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except typer.Exit as e:
         return int(e.exit_code or 0)
     except SystemExit as e:  # click usage errors in standalone_mode=False still arrive here on some paths
@@ -171,4 +174,3 @@ def main(argv: list[str] | None = None) -> int:
         first_line = (str(e).strip().splitlines() or [""])[0]
         err.print(f"rewriter: internal error: {type(e).__name__}: {first_line} (set REWRITER_DEBUG=1 for details)", markup=False, highlight=False)
         return 2
-    return 0

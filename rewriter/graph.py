@@ -326,7 +326,7 @@ class _Evaluator:
                 return None
             return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
 
-        inputs = [self.value(i) if i else None for i in node.input]
+        inputs = [_normalize(self.value(i)) if i else None for i in node.input]
         if any(isinstance(v, SymVector) for v in inputs):
             return self._eval_symbolic(node, inputs)
         if any(v is None and name for v, name in zip(inputs, node.input)):
@@ -377,7 +377,9 @@ class _Evaluator:
                 return None
             out: list[Dim] = []
             for x, y in zip(a, b):
-                if op == "Mul" and (x == 1 or y == 1):
+                if isinstance(x, int) and isinstance(y, int):
+                    out.append(_arith(op, x, y))
+                elif op == "Mul" and (x == 1 or y == 1):
                     out.append(y if x == 1 else x)
                 elif op in ("Div",) and y == 1:
                     out.append(x)
@@ -385,7 +387,7 @@ class _Evaluator:
                     out.append(x)
                 else:
                     out.append(None)
-            return SymVector(tuple(out))
+            return _normalize(SymVector(tuple(out)))
         return None
 
     def _eval_reference(self, node: onnx.NodeProto, out_index: int, inputs: list[Value | None]) -> np.ndarray | None:
@@ -409,6 +411,24 @@ class _Evaluator:
         feeds = {n: v for n, v in zip(names, inputs) if n}
         result = ReferenceEvaluator(model).run(None, feeds)[out_index]
         return np.asarray(result)
+
+
+def _normalize(v: Value | None) -> Value | None:
+    """A symbolic vector whose elements all became known is just an array."""
+    if isinstance(v, SymVector):
+        known = v.known()
+        return known if known is not None else v
+    return v
+
+
+def _arith(op: str, x: int, y: int) -> Dim:
+    if op == "Mul":
+        return x * y
+    if op == "Add":
+        return x + y
+    if op == "Sub":
+        return x - y
+    return x // y if y and x % y == 0 else None
 
 
 def _clip_end(end: int) -> int | None:
