@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import onnx
 
@@ -56,11 +55,11 @@ class ModelReport:
 
 
 def _as_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str, str | None]:
-    from rewriter.model_io import load_model
+    from rewriter.model_io import load_model, model_dir
 
     if isinstance(model, onnx.ModelProto):
         return model, "<in-memory model>", None
-    return load_model(model), str(model), str(Path(model).resolve().parent)
+    return load_model(model), str(model), str(model_dir(model))
 
 
 def inspect(
