@@ -94,7 +94,7 @@ def conv_transpose_axes(sem: ResizeSemantics) -> dict[int, int] | None:
         assert isinstance(n, int) and isinstance(m, int)
         rule = sem.axis_rule(a)
         found = None
-        for stride in _stride_candidates(n, m):
+        for stride in stride_candidates(n, m):
             # Read the kernel off a longer axis with the same grid; the final check is on the real matrix.
             probe_n = 16
             probe_m = stride * probe_n if m == stride * n else stride * (probe_n - 1) + 1
@@ -108,7 +108,7 @@ def conv_transpose_axes(sem: ResizeSemantics) -> dict[int, int] | None:
     return strides
 
 
-def _stride_candidates(n: int, m: int) -> list[int]:
+def stride_candidates(n: int, m: int) -> list[int]:
     out = []
     if m % n == 0 and m > n:
         out.append(m // n)
@@ -152,6 +152,10 @@ def _naive_weights(sem: ResizeSemantics, axis: int, n: int, m: int, target: str)
 
 
 def verdict_for(sem: ResizeSemantics, target: str, options: TargetOptions = TargetOptions()) -> Verdict:
+    # Portable ONNX does not need static shapes: sizes (or a crop roi) computed at run time are fine.
+    runtime_only = all(p.startswith(("roi input", "sizes input")) for p in sem.problems)
+    if target == "onnx" and not sem.resolved and runtime_only and onnx_canonical_problem(sem) is None:
+        return Verdict(AS_IS, f"Resize-{sem.opset} {sem.mode}/{sem.transform} is canonical for any input shape")
     if not sem.resolved:
         return Verdict(UNRESOLVED, "; ".join(sem.problems) or "input shape not static: pass --input-shape NAME=DIMS")
     if not resized_axes(sem):
@@ -173,18 +177,34 @@ def _lowering(sem: ResizeSemantics, target: str) -> Verdict | None:
     return Verdict(REWRITE, "lower to constant interpolation matrices (MatMul" + (" / 1x1 Convolution" if target == "caffe" else "") + ")")
 
 
+def onnx_canonical_problem(sem: ResizeSemantics) -> str | None:
+    """Why a node is not canonical portable ONNX as it is (None: it is). Shared by `check` and fix-resize."""
+    if sem.op_type != "Resize" or sem.opset < 11:
+        return f"{sem.op_type}-{sem.opset} has implicit legacy semantics"
+    if _scales_size_trap(sem):
+        return "float32 scales give a different output size in float64 implementations"
+    if sem.transform in CANONICAL_TRANSFORMS:
+        return None
+    if sem.transform in ("tf_crop_and_resize", "half_pixel_symmetric"):
+        if not sem.resolved:
+            return None  # nothing simpler can be proved exact without static shapes
+        forms = canonical_forms_per_axis(sem)
+        if not all(forms.values()):
+            return None  # nothing simpler is exact
+        return f"{sem.transform} equals a canonical spelling here"
+    return f"{sem.transform} is not a canonical coordinate transform"
+
+
 def _onnx_verdict(sem: ResizeSemantics, naive: float | None) -> Verdict:
-    forms = canonical_forms_per_axis(sem)
-    canonical = sem.opset >= 11 and sem.transform in CANONICAL_TRANSFORMS
-    if canonical and not _scales_size_trap(sem):
+    problem = onnx_canonical_problem(sem)
+    if problem is None:
         return Verdict(AS_IS, f"Resize-{sem.opset} {sem.mode}/{sem.transform} is canonical")
+    forms = canonical_forms_per_axis(sem)
     common = set.intersection(*(set(v) for v in forms.values())) if forms else set()
     if common:
         how = f"rewrite as {sorted(common)[0]} with sizes"
     elif all(forms.values()):
         how = "split per axis: " + "; ".join(f"axis {a}: {v[0]}" for a, v in forms.items())
-    elif sem.opset >= 11 and sem.transform in ("tf_crop_and_resize", "half_pixel_symmetric") and not _scales_size_trap(sem):
-        return Verdict(AS_IS, f"{sem.transform} has no simpler exact spelling here")
     else:
         low = _lowering(sem, "onnx")
         if low is None:
@@ -197,13 +217,22 @@ def _onnx_verdict(sem: ResizeSemantics, naive: float | None) -> Verdict:
 
 
 def _scales_size_trap(sem: ResizeSemantics) -> bool:
-    """Output size from float32 scales differs between ORT (float32) and the spec/shape inference (float64)."""
+    """Output size from float32 scales differs between ORT (float32) and the spec/shape inference (float64).
+
+    With an unknown input length the trap is ruled out only for dyadic scales (k / 2**j, j <= 10), whose
+    products with any realistic length are exact in float32 and float64 alike.
+    """
     if sem.size_source == "sizes":
         return False
-    return any(
-        isinstance(a.n, int) and a.scale is not None and int(np.floor(np.float64(F32(a.scale)) * a.n)) != a.m
-        for a in sem.axes_info
-    )
+    for a in sem.axes_info:
+        if a.scale is None:
+            continue
+        if isinstance(a.n, int):
+            if int(np.floor(np.float64(F32(a.scale)) * a.n)) != a.m:
+                return True
+        elif not float(np.float64(F32(a.scale)) * 1024).is_integer():
+            return True
+    return False
 
 
 def _coreml_verdict(sem: ResizeSemantics, naive: float | None, options: TargetOptions) -> Verdict:

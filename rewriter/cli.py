@@ -146,6 +146,71 @@ def check_command(
     raise typer.Exit(worst)
 
 
+def render_fix(result, output: Path) -> None:
+    table = Table(title=f"fix-resize --target {result.target} → {output}", show_lines=True)
+    for column in ("node", "was", "became", "passes", "max error"):
+        table.add_column(column, overflow="fold")
+    for n in result.nodes:
+        error = "" if n.max_error is None else f"{n.max_error:.2g}"
+        if not n.exact:
+            error = f"[red]{error} (inexact: --border zero)[/]"
+        table.add_row(f"{n.graph}/{n.name}" if n.graph else (n.name or "(unnamed)"), n.was, n.became, ", ".join(n.passes) or "-", error)
+    out.print(table)
+    if result.opset_upgraded_from is not None:
+        out.print(f"model opset raised from {result.opset_upgraded_from} for the rewritten nodes (whole model verified)")
+
+
+@app.command("fix-resize")
+def fix_resize_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output path (default: <stem>.fixed.onnx beside the input).")] = None,
+    target: Annotated[str, typer.Option("--target", help="onnx | coreml | caffe")] = "onnx",
+    deployment_target: DeploymentTarget = "iOS15",
+    lower: Annotated[str, typer.Option("--lower", help="auto | none | deconv | matmul")] = "auto",
+    border: Annotated[str, typer.Option("--border", help="exact | zero (the classic Caffe recipe, never exact)")] = "exact",
+    input_shape: InputShapes = None,
+    verify: Annotated[str, typer.Option("--verify", help="local (each rewritten node) | full (whole model) | none")] = "local",
+    atol: Annotated[float, typer.Option("--atol", help="Allowed error relative to the output magnitude.")] = 1e-5,
+    inputs: Annotated[Optional[Path], typer.Option("--inputs", help="An .npz of input tensors for --verify full.")] = None,
+    report_json: Annotated[Optional[Path], typer.Option("--report-json", help="Write the report as JSON here.")] = None,
+    flavor: CaffeFlavor = "bvlc",
+) -> None:
+    """Rewrite every Resize/Upsample so that TARGET runs it identically (exit 1 if a node cannot be made exact)."""
+    from rewriter.fix import fix_resize, write_report_json
+
+    _options(deployment_target, flavor)
+    out_path = output if output is not None else model.with_name(model.name.removesuffix(".onnx") + ".fixed.onnx")
+    feeds = None
+    if inputs is not None:
+        try:
+            with np_load(inputs) as data:
+                feeds = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--inputs {inputs}: cannot read ({e})") from None
+    result = fix_resize(
+        model,
+        target,
+        out_path,
+        deployment_target=deployment_target,
+        caffe_flavor=flavor,
+        lower=lower,
+        border=border,
+        input_shapes=parse_input_shapes(input_shape),
+        verify=verify,
+        atol=atol,
+        inputs=feeds,
+    )
+    render_fix(result, out_path)
+    if report_json is not None:
+        write_report_json(result, report_json)
+
+
+def np_load(path: Path):
+    import numpy as np
+
+    return np.load(path, allow_pickle=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors, never a traceback (REWRITER_DEBUG=1 shows it)."""
     try:

@@ -65,6 +65,7 @@ class Scope:
     initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
     shapes: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
     elem_types: dict[str, int] = field(default_factory=dict)
+    source: onnx.GraphProto | None = None  # the model's own graph (``graph`` may be a shape-inferred copy)
 
     def lookup_producer(self, name: str) -> onnx.NodeProto | None:
         scope: Scope | None = self
@@ -224,6 +225,7 @@ class ModelView:
         originals: list[Scope] = []
         _index_graph(model.graph, "", None, originals)
         for scope, orig in zip(scopes, originals):
+            scope.source = orig.graph
             scope.initializers = orig.initializers
             for name in orig.initializers:
                 scope.shapes[name] = orig.shapes[name]

@@ -186,6 +186,12 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
     rank = len(in_shape) if in_shape is not None else (len(out_shape) if out_shape is not None else None)
     elem_type = scope.lookup_elem_type(node.input[0]) or onnx.TensorProto.FLOAT
 
+    def dynamic(what: str, name: str) -> str:
+        inits = {t.name for t in view.model.graph.initializer}
+        names = [vi.name for vi in view.model.graph.input if vi.name not in inits]
+        hint = ", ".join(f"{n}=..." for n in names) or "NAME=DIMS"
+        return f"{what} input {name!r} depends on dimensions that are not static: pass --input-shape {hint}"
+
     def value(k: int):
         if len(node.input) <= k or not node.input[k]:
             return None, False
@@ -208,7 +214,7 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
         if isinstance(v, np.ndarray) and v.size > 0:
             scales = [float(s) for s in v.astype(np.float32).ravel()]
         elif present and v is None and not _is_empty_input(scope, node, scales_index):
-            problems.append(f"scales input {node.input[scales_index]!r} is not a constant")
+            problems.append(dynamic("scales", node.input[scales_index]))
         if not legacy and scales is None:
             sv, s_present = value(3)
             if isinstance(sv, np.ndarray) and sv.size > 0:
@@ -218,7 +224,7 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
                 sizes = list(sv.items)
                 size_source = "sizes"
             elif s_present:
-                problems.append(f"sizes input {node.input[3]!r} is not a constant")
+                problems.append(dynamic("sizes", node.input[3]))
                 size_source = "sizes"
             elif not problems:
                 problems.append("neither scales nor sizes is given")
@@ -227,7 +233,7 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
             if isinstance(rv, np.ndarray) and rv.size > 0:
                 roi = tuple(float(r) for r in rv.astype(np.float32).ravel())
             else:
-                problems.append(f"roi input {node.input[1] if len(node.input) > 1 else ''!r} is not a constant")
+                problems.append(f"roi input {node.input[1] if len(node.input) > 1 else ''!r} is computed at run time (e.g. crop boxes)")
 
     if rank is None:
         known = scales if scales is not None else sizes

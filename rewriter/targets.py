@@ -21,6 +21,17 @@ TARGETS = ("onnx", "coreml", "caffe")
 IOS_VERSIONS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
 CANONICAL_TRANSFORMS = ("half_pixel", "align_corners", "asymmetric")
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+# Preferred spellings of nearest resizes, most portable first: asymmetric + floor is PyTorch `nearest`,
+# TF's legacy nearest and Core ML's upsample_nearest_neighbor; half_pixel + round_prefer_ceil is PyTorch
+# `nearest-exact` and TF half-pixel nearest; align_corners + round_prefer_ceil is TF align_corners.
+NEAREST_PREFERENCE: tuple[tuple[str, str], ...] = (
+    ("asymmetric", "floor"),
+    ("half_pixel", "round_prefer_ceil"),
+    ("half_pixel", "round_prefer_floor"),
+    ("align_corners", "round_prefer_ceil"),
+    *((t, r) for t in CANONICAL_TRANSFORMS for r in NEAREST_MODES
+      if (t, r) not in {("asymmetric", "floor"), ("half_pixel", "round_prefer_ceil"), ("half_pixel", "round_prefer_floor"), ("align_corners", "round_prefer_ceil")}),
+)
 
 
 @dataclass(frozen=True)
