@@ -160,6 +160,8 @@ def verdict_for(sem: ResizeSemantics, target: str, options: TargetOptions = Targ
         return Verdict(UNRESOLVED, "; ".join(sem.problems) or "input shape not static: pass --input-shape NAME=DIMS")
     if not resized_axes(sem):
         return Verdict(REWRITE if target != "onnx" or sem.opset <= 10 else AS_IS, "no-op resize (output shape equals input shape): remove it")
+    if (too_large := sem.oversized_axis()) is not None:
+        return Verdict(INEXACT, too_large)
     naive = naive_error(sem, target)
     if target == "onnx":
         return _onnx_verdict(sem, naive)

@@ -129,6 +129,10 @@ def fix_resize(
     for scope, node in find_resizes(view):
         sem = describe_node(view, scope, node)
         ctx = NodeContext(view, scope, node, sem, options, opset)
+        if (too_large := sem.oversized_axis()) is not None:
+            refused.append(_refusal(ctx, too_large))
+            contexts.append(ctx)
+            continue
         run_passes(ctx, list(PASSES))
         reason = ctx.unaccepted_reason()
         if reason is not None:

@@ -123,8 +123,8 @@ class NodeContext:
 
     def unaccepted_reason(self) -> str | None:
         """Why the current state does not yet run identically on the target (None: it does)."""
-        if self.lowered is not None:
-            return None
+        if self.lowered is not None or self.chain == []:
+            return None  # lowered, or removed as an identity: every target runs that
         target = self.options.target
         if self.chain is None and not self.original.resolved and target != "onnx":
             return "not static: " + ("; ".join(self.original.problems) or "its input shape is unknown: pass --input-shape NAME=DIMS")

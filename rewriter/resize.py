@@ -17,6 +17,9 @@ from rewriter.graph import Dim, ModelView, Scope, SymVector
 from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights
 
 RESIZE_OPS = ("Resize", "Upsample")
+# Dense per-axis matrices beyond this many entries (128 MiB in float64) are not built: such a node is
+# refused with a clear message instead of exhausting memory.
+MAX_AXIS_ENTRIES = 1 << 24
 # The versions of each op that exist: a node runs the newest one not above the model's opset.
 _OP_VERSIONS = {"Resize": (10, 11, 13, 18, 19), "Upsample": (1, 7, 9)}
 
@@ -131,6 +134,16 @@ class ResizeSemantics:
             raise ValueError(f"axis {axis} of {self.name} is not resolved")
         # ORT's rank-1 nearest kernel is the only one without the scale==1 shortcut (handled above anyway).
         return ort_axis_weights(self.axis_rule(axis), info.n, info.m, info.scale, identity_when_unscaled=self.rank > 1 or self.mode != "nearest")  # type: ignore[arg-type]
+
+    def oversized_axis(self) -> str | None:
+        """A description of the first resized axis too large to analyse, if any."""
+        if self.is_noop:
+            return None
+        for a in self.axes_info:
+            if a.resolved and not a.unchanged and int(a.n) * int(a.m) > MAX_AXIS_ENTRIES:  # type: ignore[arg-type]
+                mib = int(a.n) * int(a.m) * 8 / 2**20  # type: ignore[arg-type]
+                return f"axis {a.axis} ({a.n} -> {a.m}) needs a {a.m}x{a.n} interpolation matrix ({mib:.0f} MiB), over the {MAX_AXIS_ENTRIES * 8 >> 20} MiB analysis limit"
+        return None
 
     @property
     def is_noop(self) -> bool:
