@@ -19,7 +19,7 @@ from rewriter.analysis import resized_axes
 from rewriter.pipeline import NodeContext
 from rewriter.resize import ResizeSemantics
 from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights
-from rewriter.spelling import Spelling, chain_weights
+from rewriter.spelling import Spelling, chain_weights, describe_spelling
 from rewriter.targets import CANONICAL_TRANSFORMS, NEAREST_PREFERENCE
 
 
@@ -79,6 +79,8 @@ class Canonicalize:
             shape = out
         if any(s is None for s in chain):
             return  # no portable way to write the sizes here: leave it to the lowering passes
+        if ctx.chain is None and len(chain) == 1 and _same_node(ctx, chain[0]):  # type: ignore[arg-type]
+            return  # already spelled this way: rewriting would change nothing (keeps fix-resize idempotent)
         ctx.set_chain(chain, self.name)  # type: ignore[arg-type]
 
 
@@ -96,6 +98,15 @@ def _with_sizes(spelling: Spelling, shape: list, out: list, axes: list[int]) -> 
             return None
         scales.append(float(s))
     return spelling.replace(scales=tuple(scales))
+
+
+def _same_node(ctx: NodeContext, spelling: Spelling) -> bool:
+    sem = ctx.original
+    if sem.op_type != "Resize" or sem.opset < 11 or (sem.mode, sem.transform) != (spelling.mode, spelling.transform):
+        return False
+    if sem.mode == "nearest" and sem.nearest_mode != spelling.nearest_mode:
+        return False
+    return sem.output_shape == describe_spelling(spelling, sem.input_shape, ctx.opset, sem.elem_type).output_shape
 
 
 def _is_noop(ctx: NodeContext) -> bool:

@@ -8,6 +8,7 @@ from rewriter.errors import (
     UsageError,
     VerificationError,
 )
+from rewriter.fix import FixResult, NodeResult, fix_resize
 from rewriter.inspection import CheckResult, ModelReport, check, inspect
 
 __version__ = "0.1.0"
@@ -15,6 +16,9 @@ __version__ = "0.1.0"
 __all__ = [
     "BadModelError",
     "CheckResult",
+    "FixResult",
+    "NodeResult",
+    "fix_resize",
     "ModelReport",
     "NotExactError",
     "RewriterError",

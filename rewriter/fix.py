@@ -278,6 +278,7 @@ def _splice(view: ModelView, contexts: list[NodeContext], emitted: dict[int, Sub
         replaced_inputs: list[str] = []
         for ctx in sorted(ctxs, key=lambda c: -position[id(c.node)]):
             k = position[id(ctx.node)]
+            taken.discard(ctx.node.name)  # the replacement may keep the replaced node's name
             sub = _rename_fresh(emitted[id(ctx)], {*ctx.node.input, *ctx.node.output}, taken)
             replaced_inputs.extend(n for n in graph.node[k].input[1:] if n)
             del graph.node[k]
