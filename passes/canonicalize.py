@@ -106,6 +106,8 @@ def _same_node(ctx: NodeContext, spelling: Spelling) -> bool:
         return False
     if sem.mode == "nearest" and sem.nearest_mode != spelling.nearest_mode:
         return False
+    if (sem.size_source == "sizes") != (spelling.sizes is not None):
+        return False
     return sem.output_shape == describe_spelling(spelling, sem.input_shape, ctx.opset, sem.elem_type).output_shape
 
 
