@@ -37,3 +37,9 @@ class VerificationError(RewriterError):
     """A rewrite was checked numerically and did not match."""
 
     exit_code = 1
+
+
+class UnsupportedOpError(RewriterError):
+    """An exporter met ONNX ops it cannot translate (the message lists every op type and its nodes)."""
+
+    exit_code = 1

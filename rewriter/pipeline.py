@@ -21,7 +21,7 @@ from rewriter.graph import Dim, ModelView, Scope
 from rewriter.resize import ResizeSemantics
 from rewriter.sampling import AxisWeights
 from rewriter.spelling import Spelling, chain_weights, describe_spelling
-from rewriter.targets import coreml_primitives
+from rewriter.targets import caffe_primitives, coreml_primitives
 
 LOWER_CHOICES = ("auto", "none", "deconv", "matmul")
 BORDER_CHOICES = ("exact", "zero")
@@ -129,7 +129,11 @@ class NodeContext:
         if self.chain is None and not self.original.resolved and target != "onnx":
             return "not static: " + ("; ".join(self.original.problems) or "its input shape is unknown: pass --input-shape NAME=DIMS")
         if target == "caffe":
-            return "BVLC Caffe has no Resize layer"
+            flavor = self.options.caffe_flavor
+            prims = caffe_primitives(flavor)
+            if prims and all(resized_axes(sem) and matching_primitives(sem, prims) for sem in self.chain_semantics()):
+                return None  # the fork layer (Interp / Upsample) the exporter maps it to samples the same way
+            return "BVLC Caffe has no Resize layer" if flavor == "bvlc" else f"no {flavor} layer samples like this node"
         if self.chain is None and (self.original.opset < 11 or self.original.op_type != "Resize"):
             return f"{self.original.op_type}-{self.original.opset} is a legacy op"
         for sem in self.chain_semantics():
