@@ -12,6 +12,7 @@ $(BIN)/python:
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	mkdir -p build/demo
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
@@ -20,7 +21,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/rewriter inspect $(SAMPLE)
-	$(BIN)/rewriter check --target coreml $(SAMPLE) || true
+	$(BIN)/rewriter fix-resize $(SAMPLE) --target caffe -o build/demo/unet.caffe-ready.onnx
+	$(BIN)/rewriter check --target caffe build/demo/unet.caffe-ready.onnx
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 -q
