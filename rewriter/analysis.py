@@ -202,9 +202,9 @@ def _onnx_verdict(sem: ResizeSemantics, naive: float | None) -> Verdict:
     if problem is None:
         return Verdict(AS_IS, f"Resize-{sem.opset} {sem.mode}/{sem.transform} is canonical")
     forms = canonical_forms_per_axis(sem)
-    common = set.intersection(*(set(v) for v in forms.values())) if forms else set()
+    common = [f for f in next(iter(forms.values()), []) if all(f in v for v in forms.values())]
     if common:
-        how = f"rewrite as {sorted(common)[0]} with sizes"
+        how = f"rewrite as {common[0]} with sizes"
     elif all(forms.values()):
         how = "split per axis: " + "; ".join(f"axis {a}: {v[0]}" for a, v in forms.items())
     else:

@@ -8,11 +8,13 @@ and renames them into place only once everything is written.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -33,10 +35,18 @@ _ALIGNMENT = 64 * 1024
 _MAX_SHOWN = 200
 # Field numbers of ModelProto.graph, GraphProto.node and GraphProto.initializer.
 _MODEL_GRAPH, _GRAPH_NODE, _GRAPH_INITIALIZER = 7, 1, 5
+# TensorProto.raw_data, .external_data, .data_location.
+_TENSOR_RAW_DATA, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 9, 13, 14
+# Inline models at least this big are loaded lazily: initializers of at least _LAZY_TENSOR bytes stay in
+# the file (described as external data pointing into the model file itself, marked with _INLINE_KEY) and
+# are streamed back inline when the model is saved. The graph is all a pass needs.
+_LAZY_FILE = 64 << 20
+_LAZY_TENSOR = 1 << 20
+_INLINE_KEY = "rewriter.inline"
 
 # A piece of a message being written: serialized ordinary fields, or one entry of a
 # length-delimited field (field number, message or nested pieces, payload size).
-_Piece = Union[bytes, tuple[int, Union[Message, list["_Piece"]], int]]
+_Piece = Union[bytes, tuple[int, Union[Message, list["_Piece"], "_LazyPayload"], int]]
 
 
 def model_dir(path: str | os.PathLike) -> Path:
@@ -52,7 +62,7 @@ def load_model(path: str | os.PathLike, *, load_weights: bool = False) -> onnx.M
     ``BadModelError`` naming the file.
     """
     where = _show(os.fspath(path))
-    model = _parse(_read_model_file(path, where), where)
+    model = _parse(_read_model_file(path, where, lazy=not load_weights), where)
     _check_structure(model, where)
     base_dir = model_dir(path)
     for tensor in [t for t in _tensors(model) if _is_external(t)]:
@@ -124,8 +134,9 @@ def save_model(
     if os.path.isdir(out_abs):
         raise UsageError(f"cannot write {shown}: is a directory")
 
-    external = [t for t in _tensors(model) if _is_external(t)]
-    if external and source_dir is None:
+    external = [t for t in _tensors(model) if _is_external(t) and not _is_lazy_inline(t)]
+    lazy = [t for t in model.graph.initializer if _is_lazy_inline(t)]
+    if (external or lazy) and source_dir is None:
         raise UsageError(
             f"cannot write {shown}: the model references external data but no source directory was given"
         )
@@ -143,7 +154,7 @@ def save_model(
         with _locations_replaced(external, new_locations):
             graph = model.graph
             nodes = [(node, node.ByteSize()) for node in graph.node]
-            initializers = [(t, t.ByteSize()) for t in graph.initializer]
+            initializers = [_inline_item(t, source_dir) if _is_lazy_inline(t) else (t, t.ByteSize()) for t in graph.initializer]
             pieces, size = _model_pieces(model, nodes, initializers)
             for source, data_name in zip(sources, data_names):
                 final = os.path.join(out_dir, data_name)
@@ -168,7 +179,6 @@ def save_model(
         mode = 0o666 & ~_umask()  # mkstemp creates 0600 files; give the usual permissions
         for temp in staged.values():
             os.chmod(temp, mode)
-            _fsync(temp)
         for final, temp in staged.items():
             os.replace(temp, final)
     except BaseException as exc:
@@ -183,8 +193,11 @@ def save_model(
 # --- loading -------------------------------------------------------------------------
 
 
-def _read_model_file(path: str | os.PathLike, where: str) -> bytes:
-    """Whole content of the model file, refusing anything but a non-empty regular file."""
+def _read_model_file(path: str | os.PathLike, where: str, lazy: bool = False) -> bytes:
+    """Content of the model file, refusing anything but a non-empty regular file.
+
+    With ``lazy``, a big file's large initializer payloads are left on disk (see ``_without_payloads``).
+    """
     try:
         # O_NONBLOCK so that a FIFO (or a symlink to one) fails the checks below instead of hanging.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -202,6 +215,12 @@ def _read_model_file(path: str | os.PathLike, where: str) -> bytes:
         os.close(fd)
         raise
     with os.fdopen(fd, "rb") as f:
+        if lazy and os.fstat(f.fileno()).st_size >= _LAZY_FILE:
+            try:
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+                    return _without_payloads(view, os.path.basename(path))
+            except (ValueError, IndexError, OSError):
+                f.seek(0)  # not a well-formed protobuf: let the normal parse report it
         try:
             data = f.read()
         except OSError as exc:
@@ -211,6 +230,89 @@ def _read_model_file(path: str | os.PathLike, where: str) -> bytes:
     if not data:
         raise BadModelError(f"{where}: file is empty")
     return data
+
+
+def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, wire type, start of the field's bytes, end) for each field in ``buf[start:end]``."""
+    pos = start
+    while pos < end:
+        field_start = pos
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _read_varint(buf, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _read_varint(buf, pos)
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if pos > end:
+            raise IndexError("truncated field")
+        yield number, wire, field_start, pos
+
+
+def _payload(buf: memoryview, field_start: int) -> int:
+    """Offset of a length-delimited field's payload."""
+    _, pos = _read_varint(buf, field_start)
+    _, pos = _read_varint(buf, pos)
+    return pos
+
+
+def _entry(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _without_payloads(buf: memoryview, file_name: str) -> bytes:
+    """The model's bytes with every main-graph initializer's raw_data of >= _LAZY_TENSOR bytes replaced by an
+    external-data reference into the model file itself (offset/length of the payload, marked _INLINE_KEY).
+    Only the graph structure is read; the payload pages are never touched."""
+    out = bytearray()
+    for number, wire, start, end in _fields(buf, 0, len(buf)):
+        if number != _MODEL_GRAPH or wire != 2:
+            out += buf[start:end]
+            continue
+        graph = bytearray()
+        for g_number, g_wire, g_start, g_end in _fields(buf, _payload(buf, start), end):
+            if g_number != _GRAPH_INITIALIZER or g_wire != 2:
+                graph += buf[g_start:g_end]
+                continue
+            tensor = bytearray()
+            payload_at = None
+            t_begin = _payload(buf, g_start)
+            for t_number, t_wire, t_start, t_end in _fields(buf, t_begin, g_end):
+                raw_at = _payload(buf, t_start) if t_number == _TENSOR_RAW_DATA and t_wire == 2 else None
+                if raw_at is not None and t_end - raw_at >= _LAZY_TENSOR:
+                    payload_at = (raw_at, t_end - raw_at)
+                    continue
+                tensor += buf[t_start:t_end]
+            if payload_at is not None:
+                for key, value in (("location", file_name), ("offset", payload_at[0]), ("length", payload_at[1]), (_INLINE_KEY, "1")):
+                    tensor += _entry(_TENSOR_EXTERNAL_DATA, _entry(1, key.encode()) + _entry(2, str(value).encode()))
+                tensor += _varint(_TENSOR_DATA_LOCATION << 3) + _varint(onnx.TensorProto.EXTERNAL)
+            graph += _entry(_GRAPH_INITIALIZER, bytes(tensor))
+        out += _entry(_MODEL_GRAPH, bytes(graph))
+    return bytes(out)
+
+
+def _is_lazy_inline(tensor: onnx.TensorProto) -> bool:
+    return _is_external(tensor) and any(e.key == _INLINE_KEY for e in tensor.external_data)
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -413,6 +515,38 @@ def _locations_replaced(tensors: Sequence[onnx.TensorProto], locations: Sequence
             entry.value = value
 
 
+@dataclass(frozen=True)
+class _LazyPayload:
+    """An initializer whose raw_data is streamed from ``path`` when written (see ``_without_payloads``)."""
+
+    stub: bytes  # the tensor's other fields, serialized
+    path: str
+    offset: int
+    length: int
+
+
+def _inline_item(tensor: onnx.TensorProto, source_dir: str | os.PathLike | None) -> tuple[_LazyPayload, int]:
+    path, offset, length = _locate_external(tensor, source_dir or ".", _show(os.fspath(source_dir or ".")))
+    stub = onnx.TensorProto()
+    stub.CopyFrom(tensor)
+    del stub.external_data[:]
+    stub.ClearField("data_location")
+    stub_bytes = stub.SerializeToString()
+    assert length is not None
+    return _LazyPayload(stub_bytes, path, offset, length), len(stub_bytes) + _entry_size(_TENSOR_RAW_DATA, length)
+
+
+def _copy_range(source: str, offset: int, length: int, f: BinaryIO) -> None:
+    with open(source, "rb") as src:
+        src.seek(offset)
+        while length > 0:
+            chunk = src.read(min(length, 8 << 20))
+            if not chunk:
+                raise OSError(f"{source} is shorter than expected")
+            f.write(chunk)
+            length -= len(chunk)
+
+
 def _spill(
     initializers: list[tuple[onnx.TensorProto, int]], path: str, location: str, excess: int
 ) -> None:
@@ -422,7 +556,7 @@ def _spill(
     external-data stand-ins; the model itself is not modified.
     """
     candidates = sorted(
-        (i for i, (t, _) in enumerate(initializers) if t.HasField("raw_data") and not _is_external(t)),
+        (i for i, (t, _) in enumerate(initializers) if isinstance(t, onnx.TensorProto) and t.HasField("raw_data") and not _is_external(t)),
         key=lambda i: initializers[i][1],
         reverse=True,
     )
@@ -506,6 +640,9 @@ def _write_pieces(f: BinaryIO, pieces: list[_Piece]) -> None:
         f.write(_varint(number << 3 | 2) + _varint(size))
         if isinstance(item, list):
             _write_pieces(f, item)
+        elif isinstance(item, _LazyPayload):
+            f.write(item.stub + _varint(_TENSOR_RAW_DATA << 3 | 2) + _varint(item.length))
+            _copy_range(item.path, item.offset, item.length, f)
         else:
             f.write(item.SerializeToString())
 
@@ -532,15 +669,6 @@ def _temp_file(directory: str, name: str) -> str:
     fd, path = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     os.close(fd)
     return path
-
-
-def _fsync(path: str) -> None:
-    """Flush to disk so a crash after the rename cannot leave an empty or partial file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _umask() -> int:

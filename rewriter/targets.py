@@ -105,19 +105,17 @@ CAFFE_PRIMITIVES: tuple[Primitive, ...] = (
 
 
 def onnx_canonical_primitives() -> tuple[Primitive, ...]:
-    """Resize at opset >= 11 with a canonical transform and `sizes`, as ONNX Runtime runs it."""
+    """Resize at opset >= 11 with a canonical transform and `sizes`, as ONNX Runtime runs it, most preferred first."""
+    rules = [AxisRule("nearest", t, r) for t, r in NEAREST_PREFERENCE]
+    rules += [AxisRule(mode, t) for mode in ("linear", "cubic") for t in CANONICAL_TRANSFORMS]
     prims: list[Primitive] = []
-    for transform in CANONICAL_TRANSFORMS:
-        for mode in ("nearest", "linear", "cubic"):
-            nearest_modes = NEAREST_MODES if mode == "nearest" else ("round_prefer_floor",)
-            for nearest_mode in nearest_modes:
-                rule = AxisRule(mode, transform, nearest_mode)
-                label = f"Resize(mode={mode}, coordinate_transformation_mode={transform}" + (f", nearest_mode={nearest_mode})" if mode == "nearest" else ")")
+    for rule in rules:
+        label = f"Resize(mode={rule.mode}, coordinate_transformation_mode={rule.transform}" + (f", nearest_mode={rule.nearest_mode})" if rule.mode == "nearest" else ")")
 
-                def grid(n: int, m: int, rule: AxisRule = rule) -> AxisWeights:
-                    return ort_axis_weights(rule, n, m, float(F32(m) / F32(n)))
+        def grid(n: int, m: int, rule: AxisRule = rule) -> AxisWeights:
+            return ort_axis_weights(rule, n, m, float(F32(m) / F32(n)))
 
-                prims.append(Primitive(label, grid, spatial_only=False))
+        prims.append(Primitive(label, grid, spatial_only=False))
     return tuple(prims)
 
 

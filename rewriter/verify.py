@@ -18,6 +18,7 @@ from rewriter.resize import ResizeSemantics
 from rewriter.spelling import single_node_model
 
 SEEDS = (0, 1, 2)
+ort.set_default_logger_severity(3)  # e.g. tf_half_pixel_for_nn at opset >= 13 logs a warning per session
 _SYMBOLIC_DIM = 2  # value given to a symbolic (unchanged) dimension in the verification models
 
 

@@ -478,3 +478,58 @@ def test_saved_file_gets_umask_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "o.onnx").stat().st_mode & 0o777 == 0o644
+
+
+# --- lazy loading of big inline models ---------------------------------------------------
+
+
+def _conv_model_with_weights(path, channels: int = 64) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((channels, channels, 3, 3)).astype(np.float32)
+    node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    graph = onnx.helper.make_graph(
+        [node], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, channels, 4, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(w, "w")],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return model
+
+
+def test_big_inline_model_loads_lazily_and_saves_inline(tmp_path, monkeypatch) -> None:
+    import onnxruntime as ort
+
+    from rewriter import model_io
+
+    monkeypatch.setattr(model_io, "_LAZY_FILE", 1024)
+    monkeypatch.setattr(model_io, "_LAZY_TENSOR", 1024)
+    src = tmp_path / "big.onnx"
+    original = _conv_model_with_weights(src)
+    lazy = model_io.load_model(src)
+    (w,) = lazy.graph.initializer
+    assert w.data_location == onnx.TensorProto.EXTERNAL and not w.raw_data, "payload left on disk"
+    assert np.array_equal(model_io.read_tensor(lazy, w, tmp_path), onnx.numpy_helper.to_array(original.graph.initializer[0]))
+    out = tmp_path / "out.onnx"
+    model_io.save_model(lazy, out, source_dir=tmp_path)
+    saved = onnx.load(str(out))
+    assert saved.graph.initializer[0].data_location == onnx.TensorProto.DEFAULT
+    assert np.array_equal(onnx.numpy_helper.to_array(saved.graph.initializer[0]), onnx.numpy_helper.to_array(original.graph.initializer[0]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "out.onnx"], "no data file for an inline model"
+    x = np.ones((1, 64, 4, 4), dtype=np.float32)
+    assert np.array_equal(ort.InferenceSession(str(src)).run(None, {"x": x})[0], ort.InferenceSession(str(out)).run(None, {"x": x})[0])
+    # Overwriting the source in place streams from it before the rename.
+    model_io.save_model(lazy, src, source_dir=tmp_path)
+    assert np.array_equal(onnx.numpy_helper.to_array(onnx.load(str(src)).graph.initializer[0]), onnx.numpy_helper.to_array(original.graph.initializer[0]))
+
+
+def test_lazy_scan_of_garbage_falls_back_to_a_clean_error(tmp_path, monkeypatch) -> None:
+    from rewriter import model_io
+
+    monkeypatch.setattr(model_io, "_LAZY_FILE", 16)
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x3a\xff\xff\xff\xff\x0f" + b"x" * 64)
+    with pytest.raises(BadModelError):
+        model_io.load_model(bad)

@@ -1,0 +1,116 @@
+"""Pass cost on big synthetic models vs the I/O floor measured in the same run.
+
+    python bench/bench_passes.py [--sizes 200M,1G,1Gx,4Gx] [--workdir DIR]
+
+`x` marks external data. For each model: the floor (inline: onnx.load + onnx.save; external: a plain
+copy of the data file), `rewriter fix-resize` with --verify none and --verify local, and `rewriter check`,
+each in a fresh process; wall time and the process's peak RSS (getrusage). Prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+kind, args = sys.argv[1], sys.argv[2:]
+code = 0
+if kind == "load_save":
+    import onnx
+    onnx.save(onnx.load(args[0]), args[1])
+elif kind == "copy":
+    import shutil
+    shutil.copyfile(args[0], args[1])
+else:
+    from rewriter.cli import main
+    code = main(args)
+# VmHWM is this process's own peak (ru_maxrss would include the parent's peak, kept across exec).
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"seconds": time.perf_counter() - t0, "rss_mb": hwm / 1024, "code": code}))
+"""
+
+
+def measure(kind: str, *args: str) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, kind, *args], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall"] = wall
+    if result["code"] and not (kind == "cli" and args[0] == "check" and result["code"] == 1):
+        raise SystemExit(f"{kind} exited {result['code']}: {proc.stderr.strip()}")
+    return result
+
+
+def parse_size(text: str) -> tuple[int, bool]:
+    external = text.endswith("x")
+    text = text.rstrip("x")
+    unit = {"M": 1 << 20, "G": 1 << 30}[text[-1]]
+    return int(float(text[:-1]) * unit), external
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="200M,1G,1Gx,4Gx")
+    parser.add_argument("--workdir", type=Path, default=None)
+    opts = parser.parse_args()
+    work = opts.workdir or Path(tempfile.mkdtemp(prefix="rewriter-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    table = Table(title="fix-resize / check vs the I/O floor (wall seconds, peak RSS MB; fresh process each)")
+    for col in ("model", "nodes / Resize", "floor", "fix-resize --verify none", "fix-resize --verify local", "verify cost", "check", "fix / floor"):
+        table.add_column(col)
+    try:
+        for spec in opts.sizes.split(","):
+            size, external = parse_size(spec)
+            label = f"{size / 2**30:.1f} GB {'external' if external else 'inline'}"
+            path = work / f"model_{spec}.onnx"
+            console.print(f"building {label} ...")
+            # In a child process, so that this process stays small (its peak would be inherited otherwise).
+            subprocess.run([sys.executable, "-c", f"from bench.synthetic import write; from pathlib import Path; write(Path({str(path)!r}), {size}, {external})"], cwd=ROOT, check=True)
+            import onnx
+
+            graph = onnx.load(str(path), load_external_data=False).graph
+            n_nodes, n_resize = len(graph.node), sum(n.op_type == "Resize" for n in graph.node)
+            if external:
+                floor = measure("copy", str(path) + ".data", str(work / "copy.data"))
+            else:
+                floor = measure("load_save", str(path), str(work / "copy.onnx"))
+            fix_none = measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "none")
+            fix_local = measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "local")
+            chk = measure("cli", "check", str(path))
+            table.add_row(
+                label,
+                f"{n_nodes} / {n_resize}",
+                f"{floor['wall']:.2f} s, {floor['rss_mb']:.0f} MB",
+                f"{fix_none['wall']:.2f} s, {fix_none['rss_mb']:.0f} MB",
+                f"{fix_local['wall']:.2f} s, {fix_local['rss_mb']:.0f} MB",
+                f"{fix_local['wall'] - fix_none['wall']:+.2f} s",
+                f"{chk['wall']:.2f} s, {chk['rss_mb']:.0f} MB",
+                f"{fix_local['wall'] / floor['wall']:.2f}x",
+            )
+            for f in work.iterdir():
+                f.unlink()
+    finally:
+        if opts.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
