@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,10 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "rss_mb": hwm / 1024, "co
 
 
 def measure(kind: str, *args: str) -> dict:
+    # Start each run with no dirty pages from the previous one, or its writeback throttles this one.
+    for leftover in WORK_OUTPUTS:
+        leftover.unlink(missing_ok=True)
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, kind, *args], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
@@ -55,6 +60,14 @@ def measure(kind: str, *args: str) -> dict:
     if result["code"] and not (kind == "cli" and args[0] == "check" and result["code"] == 1):
         raise SystemExit(f"{kind} exited {result['code']}: {proc.stderr.strip()}")
     return result
+
+
+WORK_OUTPUTS: list[Path] = []
+
+
+def median(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    return ordered[len(ordered) // 2]
 
 
 def parse_size(text: str) -> tuple[int, bool]:
@@ -68,11 +81,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="200M,1G,1Gx,4Gx")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is shown)")
     opts = parser.parse_args()
     work = opts.workdir or Path(tempfile.mkdtemp(prefix="rewriter-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    WORK_OUTPUTS.extend(work / name for name in ("copy.data", "copy.onnx", "fixed.onnx", "fixed.onnx.data"))
     console = Console()
-    table = Table(title="fix-resize / check vs the I/O floor (wall seconds, peak RSS MB; fresh process each)")
+    table = Table(title=f"fix-resize / check vs the I/O floor (median of {opts.repeat} runs: wall seconds, peak RSS MB; a fresh process each)")
     for col in ("model", "nodes / Resize", "floor", "fix-resize --verify none", "fix-resize --verify local", "verify cost", "check", "fix / floor"):
         table.add_column(col)
     try:
@@ -87,13 +102,16 @@ def main() -> None:
 
             graph = onnx.load(str(path), load_external_data=False).graph
             n_nodes, n_resize = len(graph.node), sum(n.op_type == "Resize" for n in graph.node)
-            if external:
-                floor = measure("copy", str(path) + ".data", str(work / "copy.data"))
-            else:
-                floor = measure("load_save", str(path), str(work / "copy.onnx"))
-            fix_none = measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "none")
-            fix_local = measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "local")
-            chk = measure("cli", "check", str(path))
+            runs: dict[str, list[dict]] = {"floor": [], "none": [], "local": [], "check": []}
+            for _ in range(opts.repeat):  # interleaved, so that drifting machine load hits all alike
+                if external:
+                    runs["floor"].append(measure("copy", str(path) + ".data", str(work / "copy.data")))
+                else:
+                    runs["floor"].append(measure("load_save", str(path), str(work / "copy.onnx")))
+                runs["none"].append(measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "none"))
+                runs["local"].append(measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "local"))
+                runs["check"].append(measure("cli", "check", str(path)))
+            floor, fix_none, fix_local, chk = (median(runs[k]) for k in ("floor", "none", "local", "check"))
             table.add_row(
                 label,
                 f"{n_nodes} / {n_resize}",

@@ -70,10 +70,10 @@ class FixResult:
     def changed(self) -> bool:
         return any(n.passes for n in self.nodes) or self.opset_upgraded_from is not None
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, prestaged=None) -> None:
         from rewriter.model_io import save_model
 
-        save_model(self.model, path, source_dir=self.source_dir)
+        save_model(self.model, path, source_dir=self.source_dir, prestaged=prestaged)
 
     def to_json(self) -> dict:
         return {
@@ -119,6 +119,24 @@ def fix_resize(
     options = FixOptions(target, deployment_target, coreml_format, caffe_flavor, lower, border)
     _check_options(target, options, verify)
     proto, source_dir = _load(model)
+    early_copy = _start_data_copy(proto, output, source_dir)
+    try:
+        return _fix(proto, source_dir, model, target, output, options, input_shapes, verify, atol, inputs, early_copy)
+    finally:
+        if early_copy is not None:
+            early_copy.discard()  # no-op once save_model has taken the copies
+
+
+def _start_data_copy(proto: onnx.ModelProto, output: str | os.PathLike | None, source_dir: str | None):
+    """Copy external data beside the output while the passes run (it is most of the save time)."""
+    from rewriter.model_io import DataCopy, external_data_files
+
+    if output is None or source_dir is None or not external_data_files(proto):
+        return None
+    return DataCopy(proto, output, source_dir)
+
+
+def _fix(proto, source_dir, model, target, output, options, input_shapes, verify, atol, inputs, early_copy) -> FixResult:
     view = ModelView.build(proto, source_dir, input_shapes)
     model_opset = default_opset(proto)
     needs_modern = target in ("onnx", "coreml") and model_opset < 11 and bool(find_resizes(view))
@@ -157,7 +175,7 @@ def fix_resize(
     if verify == "full" or (upgraded_from is not None and verify != "none"):
         _verify_full(model, result, input_shapes, inputs, atol, required=verify == "full")
     if output is not None:
-        result.save(output)
+        result.save(output, prestaged=early_copy)
     return result
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,11 +112,58 @@ def read_tensor(
         ) from exc
 
 
+class DataCopy:
+    """Copies of a model's external data files, started early in background threads.
+
+    The copy is the dominant cost of saving a model with external data and needs nothing from the
+    rewrite, so it runs while the passes work; ``save_model(..., prestaged=...)`` then only renames.
+    The copies are temporary files beside the output until then; ``discard`` removes them.
+    """
+
+    def __init__(self, model: onnx.ModelProto, out_path: str | os.PathLike, source_dir: str | os.PathLike) -> None:
+        out_dir = os.path.dirname(os.path.abspath(out_path))
+        external = [t for t in _tensors(model) if _is_external(t) and not _is_lazy_inline(t)]
+        sources = dict.fromkeys(_locate_external(t, source_dir, _show(os.fspath(source_dir)))[0] for t in external)
+        self.temps: dict[str, str] = {}
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        if not os.path.isdir(out_dir):
+            return  # save_model reports the missing directory
+        for source in sources:
+            temp = _temp_file(out_dir, os.path.basename(source))
+            self.temps[source] = temp
+            thread = threading.Thread(target=self._copy, args=(source, temp), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _copy(self, source: str, temp: str) -> None:
+        try:
+            shutil.copyfile(source, temp)
+        except BaseException as exc:  # reported by wait()
+            self._errors.append(exc)
+
+    def wait(self) -> dict[str, str]:
+        for thread in self._threads:
+            thread.join()
+        if self._errors:
+            raise self._errors[0]
+        return self.temps
+
+    def discard(self) -> None:
+        for thread in self._threads:
+            thread.join()
+        for temp in self.temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+        self.temps = {}
+
+
 def save_model(
     model: onnx.ModelProto,
     out_path: str | os.PathLike,
     *,
     source_dir: str | os.PathLike | None = None,
+    prestaged: DataCopy | None = None,
 ) -> None:
     """Atomically write ``model`` to ``out_path`` as binary protobuf.
 
@@ -160,8 +208,12 @@ def save_model(
                 final = os.path.join(out_dir, data_name)
                 # Appending spilled weights needs a private copy even of a file already in place.
                 if os.path.realpath(final) != source or (size > _PROTO_LIMIT and data_name == spill_name):
-                    staged[final] = _temp_file(out_dir, data_name)
-                    shutil.copyfile(source, staged[final])
+                    early = prestaged.wait().pop(source, None) if prestaged is not None else None
+                    if early is not None and os.path.dirname(early) == out_dir:
+                        staged[final] = early
+                    else:
+                        staged[final] = _temp_file(out_dir, data_name)
+                        shutil.copyfile(source, staged[final])
             if size > _PROTO_LIMIT:
                 spill_path = os.path.join(out_dir, spill_name)
                 if spill_path not in staged:
@@ -185,6 +237,8 @@ def save_model(
         for temp in staged.values():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+        if prestaged is not None:
+            prestaged.discard()
         if isinstance(exc, OSError):
             raise UsageError(f"cannot write {shown}: {_reason(exc)}") from exc
         raise
