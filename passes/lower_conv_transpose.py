@@ -63,6 +63,9 @@ def _why_not(ctx: NodeContext) -> str | None:
         return "only the spatial axes of an N x C x ... tensor can be deconvolved"
     if not isinstance(sem.input_shape[1], int):
         return "the channel count is not static (the grouped kernel needs it)"
+    small = all(int(sem.axes_info[a].n) <= ctx.options.matmul_below for a in axes)  # type: ignore[arg-type]
+    if ctx.options.lower == "auto" and ctx.options.target != "caffe" and small:
+        return f"input lengths <= {ctx.options.matmul_below}: the MatMul form is faster here"
     return None
 
 
@@ -94,7 +97,9 @@ class LowerToConvTranspose:
             return
         forms = conv_transpose_forms(ctx)
         assert forms is not None
-        sub = conv_transpose_lowering(ctx.node.input[0], ctx.node.output[0], prefix, sem.rank, int(sem.input_shape[1]), forms, sem.elem_type, ctx.opset, use_slices)  # type: ignore[arg-type]
+        sub = conv_transpose_lowering(
+            ctx.node.input[0], ctx.node.output[0], prefix, sem.rank, int(sem.input_shape[1]), forms, sem.elem_type, ctx.opset, use_slices, ctx.options.separable_deconv  # type: ignore[arg-type]
+        )
         ctx.set_lowered(sub, self.name)
 
     @staticmethod

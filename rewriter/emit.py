@@ -76,28 +76,48 @@ def _slice(sub: Subgraph, x: str, out: str, prefix: str, axis: int, start: int, 
 
 
 def conv_transpose_lowering(
-    x: str, y: str, prefix: str, rank: int, channels: int, forms: dict[int, ConvTransposeForm], elem_type: int, opset: int, use_slices: bool
+    x: str,
+    y: str,
+    prefix: str,
+    rank: int,
+    channels: int,
+    forms: dict[int, ConvTransposeForm],
+    elem_type: int,
+    opset: int,
+    use_slices: bool,
+    separable: bool = False,
 ) -> Subgraph:
-    """Edge replication + one grouped ConvTranspose over the trailing spatial axes (group = channels)."""
+    """Edge replication + grouped ConvTranspose (group = channels) over the trailing spatial axes.
+
+    ``separable``: one 1-D ConvTranspose per resized axis instead of one N-D kernel (the weights are an
+    outer product, so both are the same function; which is faster depends on the runtime and shapes).
+    """
     sub = Subgraph()
     spatial = list(range(2, rank))
-    dtype = _np_dtype(elem_type)
     before = {a: forms[a].pad_before for a in forms}
     after = {a: forms[a].pad_after for a in forms}
-    padded = edge_pad(sub, x, f"{prefix}_padded", prefix, rank, before, after, opset, use_slices)
+    current = edge_pad(sub, x, f"{prefix}_padded", prefix, rank, before, after, opset, use_slices)
+    groups = [{a: forms[a]} for a in sorted(forms)] if separable and len(forms) > 1 else [forms]
+    for k, group in enumerate(groups):
+        out = y if k == len(groups) - 1 else f"{prefix}_deconv{k}"
+        _grouped_conv_transpose(sub, current, out, f"{prefix}/deconv" + (str(k) if len(groups) > 1 else ""), spatial, channels, group, elem_type)
+        current = out
+    sub.description = ("separable " if len(groups) > 1 else "") + "ConvTranspose(" + ", ".join(
+        f"axis {a}: K={len(f.kernel)} stride={f.stride} edge={f.pad_before}/{f.pad_after} crop={f.crop_begin}/{f.crop_end}" for a, f in forms.items()
+    ) + f", group={channels})"
+    return sub
+
+
+def _grouped_conv_transpose(sub: Subgraph, x: str, y: str, name: str, spatial: list[int], channels: int, forms: dict[int, ConvTransposeForm], elem_type: int) -> None:
     kernels = [np.array(forms[a].kernel) if a in forms else np.ones(1) for a in spatial]
     weight = kernels[0]
     for k in kernels[1:]:
         weight = np.multiply.outer(weight, k)
-    weight = np.broadcast_to(weight, (channels, 1, *weight.shape)).astype(dtype)
+    weight = np.broadcast_to(weight, (channels, 1, *weight.shape)).astype(_np_dtype(elem_type))
     strides = [forms[a].stride if a in forms else 1 for a in spatial]
     pads = [forms[a].crop_begin if a in forms else 0 for a in spatial] + [forms[a].crop_end if a in forms else 0 for a in spatial]
-    w = sub.const(f"{prefix}_kernel", weight)
-    sub.nodes.append(
-        oh.make_node("ConvTranspose", [padded, w], [y], name=f"{prefix}/deconv", group=channels, strides=strides, pads=pads, kernel_shape=list(weight.shape[2:]))
-    )
-    sub.description = "ConvTranspose(" + ", ".join(f"axis {a}: K={len(f.kernel)} stride={f.stride} edge={f.pad_before}/{f.pad_after} crop={f.crop_begin}/{f.crop_end}" for a, f in forms.items()) + f", group={channels})"
-    return sub
+    w = sub.const(f"{name.replace('/', '_')}_kernel", weight)
+    sub.nodes.append(oh.make_node("ConvTranspose", [x, w], [y], name=name, group=channels, strides=strides, pads=pads, kernel_shape=list(weight.shape[2:])))
 
 
 def matmul_lowering(x: str, y: str, prefix: str, rank: int, weights: dict[int, AxisWeights], extrapolation_value: float, elem_type: int) -> Subgraph:

@@ -110,13 +110,14 @@ def fix_resize(
     verify: str = "local",
     atol: float = 1e-5,
     inputs: dict[str, np.ndarray] | None = None,
+    separable_deconv: bool = True,
 ) -> FixResult:
     """Rewrite every Resize/Upsample of ``model`` to run identically on ``target``; save to ``output`` if given.
 
     Raises ``NotExactError`` (nothing written) when a node cannot be made exact, ``VerificationError`` when
     a rewrite does not match in ONNX Runtime, ``BadModelError`` / ``UsageError`` for bad input.
     """
-    options = FixOptions(target, deployment_target, coreml_format, caffe_flavor, lower, border)
+    options = FixOptions(target, deployment_target, coreml_format, caffe_flavor, lower, border, separable_deconv=separable_deconv)
     _check_options(target, options, verify)
     proto, source_dir = _load(model)
     early_copy = _start_data_copy(proto, output, source_dir)

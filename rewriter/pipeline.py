@@ -36,6 +36,10 @@ class FixOptions:
     lower: str = "auto"
     border: str = "exact"
     max_matrix_bytes: int = 64 << 20
+    separable_deconv: bool = True
+    # --lower auto for onnx/coreml: below this input length per resized axis the MatMul form is faster than
+    # the ConvTranspose form in ONNX Runtime (bench/bench_lowering.py: 0.5-1x native at 32, ~3x both at 128).
+    matmul_below: int = 64
 
 
 @dataclass

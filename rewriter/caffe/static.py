@@ -1,0 +1,251 @@
+"""A fixed ONNX graph made static for export: pinned input shapes, folded constants, a shape for every tensor.
+
+Caffe nets are static: every blob has one shape, and every weight is a number in the caffemodel. This module
+takes the model ``fix_resize`` produced and returns its main graph with
+
+- the graph inputs pinned (``--input-shape`` or the declared dims; a symbolic dim left is a UsageError),
+- every node whose inputs are all constants evaluated once (onnx's reference evaluator) and removed, so
+  Shape -> Gather -> Concat -> Reshape chains and Constant nodes become plain values,
+- a static shape for every remaining tensor (onnx shape inference with data propagation; for the rare
+  tensor it leaves unknown, one ONNX Runtime run of the remaining graph on zeros).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from rewriter.errors import UsageError
+from rewriter.graph import default_opset
+
+_NO_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+_INLINE_LIMIT = 4096  # initializers above this many elements are hidden from shape inference
+
+
+@dataclass
+class StaticGraph:
+    nodes: list[onnx.NodeProto]
+    consts: dict[str, np.ndarray]
+    shapes: dict[str, tuple[int, ...]]
+    elem_types: dict[str, int]
+    inputs: list[str]  # graph inputs that are not initializers, in order
+    outputs: list[str]
+    opset: int
+    consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.shapes[name]
+
+
+def _tensor_value(tensor: onnx.TensorProto, model: onnx.ModelProto, source_dir: str | None) -> np.ndarray:
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        from rewriter.model_io import read_tensor
+
+        return read_tensor(model, tensor, source_dir or ".")
+    return numpy_helper.to_array(tensor)
+
+
+def _static_dims(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for d in vi.type.tensor_type.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        dims.append(int(d.dim_value))
+    return tuple(dims)
+
+
+def _declared(vi: onnx.ValueInfoProto) -> list[str]:
+    out = []
+    for d in vi.type.tensor_type.shape.dim:
+        out.append(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?"))
+    return out
+
+
+def build(model: onnx.ModelProto, source_dir: str | None, input_shapes: dict[str, tuple[int, ...]] | None) -> StaticGraph:
+    graph = model.graph
+    init_names = {t.name for t in graph.initializer}
+    consts: dict[str, np.ndarray] = {t.name: _tensor_value(t, model, source_dir) for t in graph.initializer}
+    elem_types: dict[str, int] = {t.name: t.data_type for t in graph.initializer}
+    inputs = [vi.name for vi in graph.input if vi.name not in init_names]
+    pinned: dict[str, tuple[int, ...]] = {}
+    for vi in graph.input:
+        if vi.name in init_names:
+            continue
+        elem_types[vi.name] = vi.type.tensor_type.elem_type
+        if input_shapes and vi.name in input_shapes:
+            pinned[vi.name] = tuple(int(d) for d in input_shapes[vi.name])
+            continue
+        dims = _static_dims(vi)
+        if dims is None:
+            raise UsageError(
+                f"input {vi.name!r} has dynamic shape [{', '.join(_declared(vi))}]: a Caffe net is static, pass --input-shape {vi.name}=DIMS (e.g. {'x'.join(d if d.isdigit() else '1' for d in _declared(vi)) or '1'})"
+            )
+        pinned[vi.name] = dims
+    if input_shapes:
+        unknown = sorted(set(input_shapes) - set(inputs))
+        if unknown:
+            raise UsageError(f"--input-shape {unknown[0]}=...: the model has no graph input named {unknown[0]!r} (inputs: {', '.join(inputs)})")
+    opset = default_opset(model)
+
+    shapes = _infer(model, pinned, consts, {}, opset)
+    for name, dims in pinned.items():
+        shapes[name] = dims
+    for name, value in consts.items():
+        shapes[name] = tuple(value.shape)
+
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if _foldable(node, consts, shapes):
+            values = _evaluate(node, consts, shapes, opset)
+            if values is not None:
+                for name, value in zip(node.output, values):
+                    if name:
+                        consts[name] = value
+                        shapes[name] = tuple(value.shape)
+                        elem_types[name] = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+                continue
+        nodes.append(node)
+
+    needed = {o for n in nodes for o in n.output if o} | {o.name for o in graph.output}
+    missing = [n for n in needed if n not in shapes]
+    if missing:
+        shapes.update(_infer(model, pinned, consts, {}, opset, nodes))
+        missing = [n for n in needed if n not in shapes]
+    if missing:
+        shapes.update(_ort_shapes(model, nodes, pinned, consts, elem_types, missing, opset))
+    types = _infer_types(model, pinned, consts, opset, nodes)
+    for name, t in types.items():
+        elem_types.setdefault(name, t)
+
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for i in node.input:
+            if i:
+                consumers.setdefault(i, []).append(node)
+    return StaticGraph(nodes, consts, shapes, elem_types, inputs, [o.name for o in graph.output], opset, consumers)
+
+
+def _foldable(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> bool:
+    if node.op_type in _NO_FOLD or node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type in ("Shape", "Size"):
+        return bool(node.input) and node.input[0] in shapes
+    if node.op_type == "Constant":
+        return True
+    return all((not i) or i in consts for i in node.input)
+
+
+def _evaluate(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], opset: int) -> list[np.ndarray] | None:
+    from onnx.reference import ReferenceEvaluator
+
+    if node.op_type == "Shape":
+        dims = np.array(shapes[node.input[0]], dtype=np.int64)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        start, end = attrs.get("start", 0), attrs.get("end", None)
+        return [dims[start:end]]
+    if node.op_type == "Size":
+        return [np.array(int(np.prod(shapes[node.input[0]], dtype=np.int64)), dtype=np.int64)]
+    names = [f"in{k}" if n else "" for k, n in enumerate(node.input)]
+    single = onnx.NodeProto()
+    single.CopyFrom(node)
+    del single.input[:]
+    single.input.extend(names)
+    del single.output[:]
+    single.output.extend(f"out{k}" if o else "" for k, o in enumerate(node.output))
+    feeds = {n: consts[i] for n, i in zip(names, node.input) if n}
+    g = onnx.helper.make_graph(
+        [single],
+        "fold",
+        [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()],
+        [onnx.helper.make_tensor_value_info(f"out{k}", onnx.TensorProto.UNDEFINED, None) for k, o in enumerate(node.output) if o],
+    )
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", max(opset, 7))])
+    try:
+        results = ReferenceEvaluator(m).run(None, feeds)
+    except Exception:
+        return None  # left in the graph: translated (or reported) like any other node
+    out, k = [], 0
+    for o in node.output:
+        if o:
+            out.append(np.asarray(results[k]))
+            k += 1
+        else:
+            out.append(np.zeros(0))
+    return out
+
+
+def _skeleton(model: onnx.ModelProto, pinned: dict[str, tuple[int, ...]], consts: dict[str, np.ndarray], opset: int, nodes: list[onnx.NodeProto] | None) -> onnx.ModelProto:
+    """A weight-free model for inference: small constants inline, big ones as typed inputs."""
+    graph = model.graph
+    nodes = list(graph.node) if nodes is None else nodes
+    used = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
+    inputs = []
+    for name, dims in pinned.items():
+        vi = next(v for v in graph.input if v.name == name)
+        inputs.append(onnx.helper.make_tensor_value_info(name, vi.type.tensor_type.elem_type, list(dims)))
+    inits = []
+    for name, value in consts.items():
+        if name not in used:
+            continue
+        dtype = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+        if value.size > _INLINE_LIMIT:
+            inputs.append(onnx.helper.make_tensor_value_info(name, dtype, list(value.shape)))
+        else:
+            inits.append(numpy_helper.from_array(value, name))
+    g = onnx.helper.make_graph(nodes, graph.name or "g", inputs, list(graph.output), inits)
+    m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    m.functions.extend(model.functions)
+    return m
+
+
+def _infer(model, pinned, consts, _unused, opset, nodes=None) -> dict[str, tuple[int, ...]]:
+    m = _skeleton(model, pinned, consts, opset, nodes)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
+    except Exception:
+        return {}
+    out: dict[str, tuple[int, ...]] = {}
+    for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
+        dims = _static_dims(vi)
+        if dims is not None:
+            out[vi.name] = dims
+    return out
+
+
+def _infer_types(model, pinned, consts, opset, nodes) -> dict[str, int]:
+    m = _skeleton(model, pinned, consts, opset, nodes)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False)
+    except Exception:
+        return {}
+    return {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.graph.value_info, *inferred.graph.output] if vi.type.HasField("tensor_type")}
+
+
+def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict[str, tuple[int, ...]]:
+    """Shapes inference could not give: one ONNX Runtime run of the remaining graph on zeros."""
+    import onnxruntime as ort
+
+    graph = model.graph
+    inits = [numpy_helper.from_array(v, n) for n, v in consts.items() if any(n in node.input for node in nodes)]
+    inputs = []
+    feeds = {}
+    for name, dims in pinned.items():
+        vi = next(v for v in graph.input if v.name == name)
+        t = vi.type.tensor_type.elem_type
+        inputs.append(onnx.helper.make_tensor_value_info(name, t, list(dims)))
+        feeds[name] = np.zeros(dims, dtype=onnx.helper.tensor_dtype_to_np_dtype(t))
+    outputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in wanted]
+    g = onnx.helper.make_graph(nodes, "shapes", inputs, outputs, inits)
+    m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        results = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(wanted, feeds)
+    except Exception:
+        return {}
+    return {n: tuple(np.asarray(r).shape) for n, r in zip(wanted, results)}

@@ -1,0 +1,421 @@
+"""`rewriter export coreml`: ONNX (or Keras via tf2onnx) -> Core ML with exactly the ONNX upsampling.
+
+Pipeline: op coverage check (before any work) -> ``fix_resize(..., "coreml")`` (every Resize left equals a
+Core ML primitive for its shapes; the rest is lowered exactly) -> MIL program built with coremltools' MIL
+builder (``rewriter.coreml.translate``) -> ``ct.convert(program)`` -> saved into a temporary directory
+beside the output -> the SAVED file is read back and every resize op in it is checked against the ONNX
+node's weights with the documented Core ML grids (``rewriter.coreml.reference``), so no coremltools
+backend rewrite (fractional nearest turned into align-corners bilinear, 1e-4 integer snapping, default
+align_corners) can change a result silently -> optional numeric verification -> atomic rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from rewriter.errors import NotExactError, RewriterError, UsageError, VerificationError
+from rewriter.fix import FixResult
+from rewriter.graph import ModelView
+from rewriter.targets import IOS_VERSIONS
+
+FORMATS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+PRECISIONS = ("float32", "float16")
+VERIFY_RTOL = 1e-5
+VERIFY_RTOL_FP16 = 1e-2  # float16 compute: every op rounds to 11 bits
+METADATA_SOURCE = "com.github.rewriter.source"
+METADATA_VERSION = "com.github.rewriter.version"
+METADATA_TARGET = "com.github.rewriter.deployment_target"
+
+
+@dataclass
+class CoreMLExport:
+    """What ``export_coreml`` wrote and how each Resize was expressed."""
+
+    path: Path
+    fix: FixResult
+    resize_ops: list[tuple[str, str]]  # (ONNX node name, what it is in Core ML)
+    warnings: list[str] = field(default_factory=list)
+    model_format: str = "mlprogram"
+    deployment_target: str = "iOS15"
+    input_names: dict[str, str] = field(default_factory=dict)  # ONNX name -> Core ML name
+    output_names: dict[str, str] = field(default_factory=dict)
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    verified_with: list[str] = field(default_factory=list)  # "reference", "coreml" (macOS predict)
+    max_error: float | None = None
+
+    @property
+    def native_count(self) -> int:
+        return sum(1 for _, what in self.resize_ops if not what.startswith(("lowered", "removed")))
+
+    def to_json(self) -> dict:
+        return {
+            "path": str(self.path),
+            "format": self.model_format,
+            "deployment_target": self.deployment_target,
+            "resize_ops": [{"node": n, "coreml": w} for n, w in self.resize_ops],
+            "warnings": self.warnings,
+            "inputs": self.input_names,
+            "outputs": self.output_names,
+            "verified_with": self.verified_with,
+            "max_error": self.max_error,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# coremltools access (quiet: it prints import warnings and progress bars on stderr)
+
+
+@contextlib.contextmanager
+def _quiet(messages: list[str] | None = None):
+    """Silence coremltools' stderr/stdout chatter; keep its logger warnings as messages."""
+    handler = None
+    logger = logging.getLogger("coremltools")
+    if messages is not None:
+
+        class _Collect(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.levelno >= logging.WARNING:
+                    messages.append(record.getMessage())
+
+        handler = _Collect()
+        logger.addHandler(handler)
+    old_propagate = logger.propagate
+    logger.propagate = False
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.propagate = old_propagate
+        if handler is not None:
+            logger.removeHandler(handler)
+
+
+def _coremltools():
+    try:
+        with _quiet():
+            import coremltools as ct
+            from coremltools.converters.mil import Builder  # noqa: F401
+    except ImportError:
+        raise UsageError("rewriter export coreml needs coremltools: pip install 'rewriter[coreml]'") from None
+    return ct
+
+
+# ---------------------------------------------------------------------------------------------------
+# Options
+
+
+def _check_options(output: Path, deployment_target: str, model_format: str, compute_precision: str) -> None:
+    if model_format not in FORMATS:
+        raise UsageError(f"--format {model_format!r}: expected mlprogram or neuralnetwork")
+    if deployment_target not in IOS_VERSIONS:
+        raise UsageError(f"--deployment-target {deployment_target!r}: expected one of {', '.join(IOS_VERSIONS)}")
+    ios = int(deployment_target.removeprefix("iOS"))
+    if model_format == "mlprogram" and ios < 15:
+        raise UsageError(f"--format mlprogram needs --deployment-target iOS15 or later (got {deployment_target}); use --format neuralnetwork for iOS13/iOS14")
+    if model_format == "neuralnetwork" and ios > 14:
+        raise UsageError(f"--format neuralnetwork is the iOS13/iOS14 format (got {deployment_target}); NeuralNetwork models built for iOS14 also run on later systems, or use --format mlprogram")
+    if compute_precision not in PRECISIONS:
+        raise UsageError(f"--compute-precision {compute_precision!r}: expected float32 or float16")
+    if compute_precision == "float16" and model_format == "neuralnetwork":
+        raise UsageError("--compute-precision float16 applies to mlprogram only (NeuralNetwork models pick their precision at run time)")
+    want = FORMATS[model_format]
+    if output.suffix.lower() != want:
+        raise UsageError(f"output {str(output)!r}: a {model_format} model is saved as *{want} (got {output.suffix or 'no extension'!r})")
+
+
+def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None) -> dict[str, tuple[int, ...]]:
+    from rewriter.graph import check_input_shapes
+
+    given = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
+    if given:
+        check_input_shapes(model, given)
+    initializers = {t.name for t in model.graph.initializer}
+    shapes: dict[str, tuple[int, ...]] = {}
+    dynamic: list[str] = []
+    for vi in model.graph.input:
+        if vi.name in initializers:
+            continue
+        if vi.name in given:
+            shapes[vi.name] = given[vi.name]
+            continue
+        dims = []
+        ok = vi.type.tensor_type.HasField("shape")
+        for d in vi.type.tensor_type.shape.dim if ok else []:
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            else:
+                ok = False
+                dims.append(d.dim_param or "?")
+        if not ok:
+            dynamic.append(f"{vi.name} [{'x'.join(map(str, dims))}]")
+        else:
+            shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
+    if dynamic:
+        raise UsageError("Core ML export needs static input shapes; dynamic: " + ", ".join(dynamic) + " (pass --input-shape NAME=D0xD1x...)")
+    return shapes
+
+
+def _source_name(model: Any) -> str:
+    if isinstance(model, onnx.ModelProto):
+        return model.graph.name or "<onnx.ModelProto>"
+    return Path(model).name
+
+
+# ---------------------------------------------------------------------------------------------------
+# The export
+
+
+def export_coreml(
+    model: str | os.PathLike | onnx.ModelProto,
+    output: str | os.PathLike,
+    *,
+    deployment_target: str = "iOS15",
+    model_format: str = "mlprogram",
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    compute_precision: str = "float32",
+    verify: bool = False,
+    inputs: dict[str, np.ndarray] | None = None,
+) -> CoreMLExport:
+    """Convert ``model`` (ONNX path or ModelProto, or a Keras .keras/.h5/SavedModel path) to Core ML at ``output``.
+
+    Every Resize/Upsample is first made exact for Core ML by ``fix_resize``; the remaining ones become the
+    MIL op whose documented grid equals their ONNX Runtime weights. ``verify=True`` compares the saved model
+    with ONNX Runtime on the original model (``inputs`` or seeded random data): on macOS with
+    ``MLModel.predict``, on every OS with rewriter's reference evaluator of the saved file; above 1e-5
+    relative (to max(1, max|ORT output|)) it raises ``VerificationError`` and writes nothing.
+    """
+    from rewriter.coreml.coverage import check_coverage
+    from rewriter.fix import fix_resize
+    from rewriter.keras_input import is_keras_path, keras_to_onnx
+    from rewriter.model_io import load_model, model_dir
+
+    output = Path(output)
+    _check_options(output, deployment_target, model_format, compute_precision)
+    source = _source_name(model)
+
+    # 1. Read the model (Keras through tf2onnx), check op coverage before anything else.
+    if not isinstance(model, onnx.ModelProto) and is_keras_path(model):
+        model = keras_to_onnx(model)
+    if isinstance(model, onnx.ModelProto):
+        proto, base_dir = model, None
+    else:
+        proto, base_dir = load_model(model), str(model_dir(model))
+    pre_view = ModelView.build(proto, base_dir, input_shapes or None)
+    check_coverage(pre_view)
+    shapes = _resolve_shapes(proto, input_shapes)
+    ct = _coremltools()
+
+    # 2. fix-resize for Core ML (same deployment target and format).
+    fix = fix_resize(model, "coreml", deployment_target=deployment_target, coreml_format=model_format, input_shapes=shapes)
+    fixed_view = ModelView.build(fix.model, fix.source_dir if fix.source_dir is not None else base_dir, shapes)
+
+    # 3. ONNX -> MIL.
+    from coremltools.converters.mil.mil import Program
+
+    from rewriter.coreml.translate import Translator
+
+    ios = int(deployment_target.removeprefix("iOS"))
+    opset_version = getattr(ct.target, f"iOS{ios}") if model_format == "mlprogram" else getattr(ct.target, f"iOS{min(ios, 14)}")
+    translator = Translator(fixed_view, shapes, deployment_target, model_format, opset_version)
+    with _quiet():
+        translation = translator.translate()
+    program = Program()
+    program.add_function("main", translation.function)
+
+    # 4. Convert, label, save to a temporary directory beside the output.
+    messages: list[str] = []
+    kwargs: dict[str, Any] = dict(convert_to=model_format, minimum_deployment_target=opset_version, skip_model_load=True)
+    if model_format == "mlprogram":
+        kwargs["compute_precision"] = ct.precision.FLOAT16 if compute_precision == "float16" else ct.precision.FLOAT32
+    try:
+        with _quiet(messages):
+            mlmodel = ct.convert(program, **kwargs)
+    except RewriterError:
+        raise
+    except Exception as e:  # coremltools refuses something about the program: one line, no traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"coremltools could not convert the program: {first}") from None
+    from rewriter import __version__
+
+    mlmodel.short_description = f"{source} converted by rewriter {__version__} (exact Resize mapping, {model_format} {deployment_target})"
+    mlmodel.user_defined_metadata[METADATA_SOURCE] = source
+    mlmodel.user_defined_metadata[METADATA_VERSION] = __version__
+    mlmodel.user_defined_metadata[METADATA_TARGET] = deployment_target
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    try:
+        staged = tmp_dir / output.name
+        with _quiet(messages):
+            mlmodel.save(str(staged))
+        export = CoreMLExport(path=output, fix=fix, resize_ops=[], model_format=model_format, deployment_target=deployment_target,
+                              input_shapes=shapes)
+        export.warnings.extend(translation.warnings)
+        export.warnings.extend(_relevant(messages))
+
+        # 5. Read the saved file back: names, and every resize op checked against its ONNX node.
+        from rewriter.coreml.reference import load as load_reference
+
+        ref = load_reference(staged)
+        _check_io_names(export, translation, ref)
+        _check_saved_resizes(export, translation, ref, fix)
+
+        # 6. Numbers.
+        if verify:
+            _verify(export, model, proto, base_dir, ref, staged, shapes, inputs, compute_precision)
+
+        _move_into_place(staged, output)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return export
+
+
+def _relevant(messages: list[str]) -> list[str]:
+    """coremltools warnings worth repeating (not the Linux 'cannot load the model' notices)."""
+    skip = ("Failed to load", "libcoremlpython", "not supported on Linux", "skip_model_load", "macOS")
+    out = []
+    for m in messages:
+        line = m.strip().splitlines()[0] if m.strip() else ""
+        if line and not any(s in line for s in skip) and line not in out:
+            out.append(f"coremltools: {line}")
+    return out
+
+
+def _check_io_names(export: CoreMLExport, translation, ref) -> None:
+    """Core ML may sanitize input/output names; map them (by position) and say so."""
+    for kind, onnx_names, coreml_names, target in (
+        ("input", translation.input_names, ref.input_names, export.input_names),
+        ("output", translation.output_names, ref.output_names, export.output_names),
+    ):
+        if len(onnx_names) != len(coreml_names):
+            raise NotExactError(f"the saved Core ML model has {len(coreml_names)} {kind}s, the ONNX model {len(onnx_names)}")
+        for a, b in zip(onnx_names, coreml_names):
+            target[a] = b
+            if a != b:
+                export.warnings.append(f"Core ML renamed {kind} {a!r} to {b!r} (names must be identifiers)")
+
+
+def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult) -> None:
+    """Every Resize the program uses must, as saved, apply the ONNX node's weights on both spatial axes."""
+    saved = {op.name: op for op in ref.resize_ops()}
+    described: dict[str, str] = {}
+    for plan in translation.resize_plans:
+        if plan.op == "identity":
+            described[plan.onnx_name] = "removed (identity)"
+            continue
+        op = saved.get(plan.mil_name)
+        if op is None:
+            raise NotExactError(f"{plan.onnx_name}: the saved Core ML model has no resize op named {plan.mil_name!r} (coremltools changed the program)")
+        sem = plan.sem
+        for axis, theirs in ((sem.rank - 2, op.weights_h), (sem.rank - 1, op.weights_w)):
+            mine = sem.axis_weights(axis)
+            if not mine.same_as(theirs):
+                raise NotExactError(
+                    f"{plan.onnx_name}: saved as {op.describe()}, which samples axis {axis} differently from the ONNX node "
+                    f"(worst-case difference {mine.difference(theirs):.3g}); refusing to write it"
+                )
+        described[plan.onnx_name] = op.describe()
+    used: set[str] = set()
+    for node in fix.nodes:
+        if node.graph:
+            continue  # subgraph nodes: the exporter refuses control flow before getting here
+        became = node.became
+        if became.startswith(("ConvTranspose", "MatMul", "Gather", "classic")):
+            export.resize_ops.append((node.name, f"lowered: {became}"))
+        elif became == "removed (identity)":
+            export.resize_ops.append((node.name, "removed (identity)"))
+        else:
+            parts = [k for k in described if k == node.name or k.startswith(f"{node.name}/part")]
+            used.update(parts)
+            text = " -> ".join(described[k] for k in parts) if parts else became
+            export.resize_ops.append((node.name, text))
+    for name, text in described.items():
+        if name not in used and not any(name == n for n, _ in export.resize_ops):
+            export.resize_ops.append((name, text))
+
+
+def _random_feeds(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {name: rng.uniform(-1, 1, size=shape).astype(np.float32) for name, shape in shapes.items()}
+
+
+def _verify(export: CoreMLExport, original: Any, proto: onnx.ModelProto, base_dir: str | None, ref, staged: Path,
+            shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray] | None, compute_precision: str) -> None:
+    import onnxruntime as ort
+
+    from rewriter.model_io import load_model
+
+    full = load_model(original, load_weights=True) if not isinstance(original, onnx.ModelProto) else proto
+    feeds = {k: np.asarray(v, dtype=np.float32) for k, v in (inputs or {}).items()}
+    for k, v in _random_feeds(proto, shapes).items():
+        feeds.setdefault(k, v)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(full.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    onnx_out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    rtol = VERIFY_RTOL_FP16 if compute_precision == "float16" else VERIFY_RTOL
+    coreml_feeds = {export.input_names[k]: v for k, v in feeds.items() if k in export.input_names}
+
+    worst = 0.0
+    results = {"reference": ref.run(coreml_feeds)}
+    export.verified_with.append("reference")
+    if platform.system() == "Darwin":
+        ct = _coremltools()
+        try:
+            with _quiet():
+                mlmodel = ct.models.MLModel(str(staged))
+                results["coreml"] = mlmodel.predict(coreml_feeds)
+            export.verified_with.append("coreml")
+        except Exception as e:  # e.g. an OS older than the deployment target
+            export.warnings.append(f"verify: MLModel.predict failed on this Mac ({str(e).splitlines()[0] if str(e) else type(e).__name__}); checked with the reference evaluator only")
+    else:
+        export.warnings.append("verify: Core ML prediction needs macOS; checked with rewriter's reference evaluator of the saved file")
+    for who, out in results.items():
+        for onnx_name, coreml_name in export.output_names.items():
+            a = np.asarray(onnx_out[onnx_name], dtype=np.float64)
+            b = np.asarray(out[coreml_name], dtype=np.float64)
+            if a.shape != b.shape:
+                raise VerificationError(f"verify ({who}): output {onnx_name!r} has shape {b.shape} in Core ML, {a.shape} in ONNX Runtime")
+            error = float(np.abs(a - b).max(initial=0.0)) / max(1.0, float(np.abs(a).max(initial=0.0)))
+            worst = max(worst, error)
+            if not error <= rtol:
+                raise VerificationError(f"verify ({who}): output {onnx_name!r} differs from ONNX Runtime by {error:.3g} (relative, limit {rtol:g})")
+    export.max_error = worst
+
+
+def _move_into_place(staged: Path, output: Path) -> None:
+    """Rename the finished file/package over ``output`` (a package directory is swapped, then the old one removed)."""
+    if staged.is_dir():
+        backup = None
+        if output.exists() or output.is_symlink():
+            if not output.is_dir():
+                raise UsageError(f"output {str(output)!r} exists and is not an .mlpackage directory")
+            backup = output.with_name(f".{output.name}.{os.getpid()}.old")
+            os.replace(output, backup)
+        try:
+            os.replace(staged, output)
+        except BaseException:
+            if backup is not None:
+                os.replace(backup, output)
+            raise
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    else:
+        if output.is_dir():
+            raise UsageError(f"output {str(output)!r} is a directory")
+        os.replace(staged, output)
+
+
+__all__ = ["CoreMLExport", "export_coreml", "FORMATS"]
