@@ -227,12 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, BrokenPipeError):
         return 130
     except Exception as e:  # noqa: BLE001 - the promise is: no traceback, ever
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        # Usage errors of the CLI framework (typer vendors click, older typer uses click itself).
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+            return int(e.exit_code)
+        if type(e).__name__ == "Abort":
             return 130
         if os.environ.get("REWRITER_DEBUG"):
             raise

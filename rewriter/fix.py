@@ -20,6 +20,7 @@ from passes.lower_matmul import LowerToMatMul
 from rewriter.emit import Subgraph
 from rewriter.errors import NotExactError, UsageError, VerificationError
 from rewriter.graph import ModelView, Scope, default_opset, subgraphs
+from rewriter.inspection import reject_invalid
 from rewriter.pipeline import BORDER_CHOICES, LOWER_CHOICES, FixOptions, NodeContext, run_passes
 from rewriter.resize import describe_node, find_resizes
 from rewriter.spelling import resize_node
@@ -147,6 +148,7 @@ def _fix(proto, source_dir, model, target, output, options, input_shapes, verify
     refused: list[str] = []
     for scope, node in find_resizes(view):
         sem = describe_node(view, scope, node)
+        reject_invalid(sem, str(model) if not isinstance(model, onnx.ModelProto) else "<in-memory model>")
         ctx = NodeContext(view, scope, node, sem, options, opset)
         if (too_large := sem.oversized_axis()) is not None:
             refused.append(_refusal(ctx, too_large))

@@ -74,8 +74,17 @@ def inspect(
     view = ModelView.build(proto, base_dir, input_shapes)
     report = ModelReport(label, view.opset)
     for sem in describe_model(view):
+        reject_invalid(sem, label)
         report.nodes.append(NodeReport(sem, {t: verdict_for(sem, t, options) for t in targets}))
     return report
+
+
+def reject_invalid(sem: ResizeSemantics, label: str) -> None:
+    if sem.invalid is not None:
+        from rewriter.errors import BadModelError
+
+        name = f"{sem.graph_path}/{sem.name}" if sem.graph_path else (sem.name or "(unnamed)")
+        raise BadModelError(f"{label}: {sem.op_type} node {name}: {sem.invalid}")
 
 
 @dataclass

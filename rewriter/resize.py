@@ -74,6 +74,7 @@ class ResizeSemantics:
     elem_type: int = onnx.TensorProto.FLOAT
     graph_path: str = ""
     problems: tuple[str, ...] = field(default=())  # why the node cannot be fully determined
+    invalid: str | None = None  # the node is malformed (bad scales/sizes, empty axis): the model is bad input
 
     @property
     def rank(self) -> int:
@@ -284,9 +285,20 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
             full_roi[a], full_roi[rank + a] = roi[k], roi[len(axes) + k]
         roi = tuple(full_roi)
 
+    invalid = None
+    if any(not (s > 0 and np.isfinite(s)) for s in (full_scales or [])):
+        invalid = f"scales {[float(s) for s in full_scales or []]} must be finite and > 0"
+        full_scales = [1.0] * rank
+    elif any(isinstance(s, int) and s < 0 for s in (full_sizes or [])):
+        invalid = f"sizes {full_sizes} must not be negative"
+        full_sizes = list(in_dims)
     infos = _axis_lengths(in_dims, full_scales, full_sizes, axes, policy)
-    if any(isinstance(s, float) and not (s > 0 and np.isfinite(s)) for s in (full_scales or [])):
-        problems.append(f"scales {full_scales} must be finite and > 0")
+    if invalid is None:
+        empty = [a.axis for a in infos if a.n == 0 or a.m == 0]
+        if empty:
+            invalid = f"axis {empty[0]} has length 0 (input {in_dims[empty[0]]}, output {infos[empty[0]].m})"
+    if invalid is not None:
+        problems.append(invalid)
     return ResizeSemantics(
         name=node.name,
         op_type=node.op_type,
@@ -306,6 +318,7 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
         elem_type=elem_type,
         graph_path=scope.path,
         problems=tuple(problems),
+        invalid=invalid,
     )
 
 

@@ -35,14 +35,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for f in sorted(STATS_DIR.glob("*.json")):
         group = f.stem.split("@")[0]
         data = json.loads(f.read_text())
-        g = groups.setdefault(group, {"cases": 0, "worst": 0.0, "reference_checked": 0})
+        g = groups.setdefault(group, {"cases": 0, "worst": 0.0, "reference_checked": 0, "counts": {}})
         g["cases"] += data.get("cases", 0)
         g["reference_checked"] += data.get("reference_checked", 0)
         g["worst"] = max(g["worst"], data.get("worst", 0.0))
+        for target, counts in data.get("counts", {}).items():
+            mine = g["counts"].setdefault(target, {})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
     if groups:
         terminalreporter.section("rewriter numeric summary")
         for name, g in groups.items():
-            terminalreporter.write_line(
-                f"{name}: {g['cases']} cases vs onnxruntime, worst relative error {g['worst']:.3g}; "
-                f"{g['reference_checked']} also vs onnx.reference"
-            )
+            line = f"{name}: {g['cases']} cases vs onnxruntime, worst relative error {g['worst']:.3g}"
+            if g["reference_checked"]:
+                line += f"; {g['reference_checked']} also vs onnx.reference"
+            for target, counts in sorted(g["counts"].items()):
+                line += f"; {target}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            terminalreporter.write_line(line)

@@ -327,7 +327,9 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
                     f"(worst-case difference {mine.difference(theirs):.3g}); refusing to write it"
                 )
         described[plan.onnx_name] = op.describe()
-    used: set[str] = set()
+    # fix.nodes and the program's Resize ops are both in graph order; a node rewritten as a chain of k
+    # Resize spellings (per-axis split) owns the next k ops.
+    pending = [described[p.onnx_name] for p in translation.resize_plans]
     for node in fix.nodes:
         if node.graph:
             continue  # subgraph nodes: the exporter refuses control flow before getting here
@@ -337,13 +339,11 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
         elif became == "removed (identity)":
             export.resize_ops.append((node.name, "removed (identity)"))
         else:
-            parts = [k for k in described if k == node.name or k.startswith(f"{node.name}/part")]
-            used.update(parts)
-            text = " -> ".join(described[k] for k in parts) if parts else became
-            export.resize_ops.append((node.name, text))
-    for name, text in described.items():
-        if name not in used and not any(name == n for n, _ in export.resize_ops):
-            export.resize_ops.append((name, text))
+            k = 1 if became == "unchanged" else became.count(" -> ") + 1
+            mine, pending = pending[:k], pending[k:]
+            export.resize_ops.append((node.name, " -> ".join(mine) if mine else became))
+    for text in pending:  # not expected: every Resize of the fixed model comes from a fix-resize node
+        export.resize_ops.append(("", text))
 
 
 def _random_feeds(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

@@ -44,7 +44,18 @@ class ResizeOp:
     weights_w: AxisWeights
 
     def describe(self) -> str:
-        return f"{self.kind}(" + ", ".join(f"{k}={v}" for k, v in self.params.items()) + ")"
+        order = ["scale_factor_height", "scale_factor_width", "target_size_height", "target_size_width", "align_corners",
+                 "half_pixel_centers", "sampling_mode", "mode", "linearUpsampleMode", "scalingFactor", "fractionalScalingFactor", "targetSize"]
+        keys = sorted(self.params, key=lambda k: (order.index(k) if k in order else len(order), k))
+        return f"{self.kind}(" + ", ".join(f"{k}={_show(self.params[k])}" for k in keys) + ")"
+
+
+def _show(v) -> str:
+    if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+        return np.format_float_positional(np.float32(v))
+    if isinstance(v, np.ndarray):
+        return str(v.tolist())
+    return str(v)
 
 
 def _quiet_import():

@@ -9,6 +9,7 @@ the node's ORT weights for its actual lengths (``rewriter.analysis.matching_prim
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,20 @@ def scale_for_size(n: int, m: int) -> int | np.float32:
     return np.float32(s)
 
 
+_RESERVED = {"any", "bool", "program", "func", "tensor", "list", "dict", "tuple", "true", "false", "string", "bf16",
+             "fp16", "fp32", "fp64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "state"}
+
+
+def sanitize(name: str) -> str:
+    """Core ML's identifier rule (coremltools sanitizes names on save otherwise, breaking name lookups)."""
+    out = re.sub("[^a-zA-Z0-9_]", "_", name)
+    if re.match("[^a-zA-Z_]", out):
+        out = "_" + out
+    if out in _RESERVED:
+        out += "_workaround"
+    return out
+
+
 class Translator:
     def __init__(self, view: ModelView, input_shapes: dict[str, tuple[int, ...]], deployment_target: str,
                  model_format: str, opset_version: Any) -> None:
@@ -113,11 +128,15 @@ class Translator:
         self.plans: list[ResizePlan] = []
         self.opset = view.opset
         self.graph_outputs = [o.name for o in self.graph.output]
+        self.mil_inputs: dict[str, str] = {}
+        self.claimed: set[str] = set()
+        self.used_names.update(sanitize(o) for o in self.graph_outputs)  # reserved for the ops producing them
 
     # ------------------------------------------------------------------ names and values
 
     def name(self, base: str) -> str:
-        base = base or "op"
+        """A unique MIL name that Core ML keeps as is ([A-Za-z_][A-Za-z0-9_]*, not a reserved word)."""
+        base = sanitize(base or "op")
         candidate, k = base, 1
         while candidate in self.used_names:
             candidate = f"{base}_{k}"
@@ -208,12 +227,13 @@ class Translator:
                 raise UsageError(f"input {vi.name!r} is {onnx.TensorProto.DataType.Name(elem)}: the Core ML exporter takes float32 (or float16, iOS16+) inputs")
             if dtype == types.fp16 and (self.model_format != "mlprogram" or self.ios < 16):
                 raise UsageError(f"input {vi.name!r} is float16: Core ML needs mlprogram and iOS16+ for float16 inputs")
-            specs[vi.name] = self.mb.placeholder(shape=shape, dtype=dtype)
+            mil_name = self.name(vi.name)
+            specs[mil_name] = self.mb.placeholder(shape=shape, dtype=dtype)
             input_names.append(vi.name)
-            self.used_names.add(vi.name)
+            self.mil_inputs[vi.name] = mil_name
         with Function(specs, opset_version=self.opset_version) as func:
             for name in input_names:
-                self.env[name] = func.inputs[name]
+                self.env[name] = func.inputs[self.mil_inputs[name]]
             for init in self.graph.initializer:
                 if init.name not in self.env:
                     self.env[init.name] = self.view.tensor_value(init)
@@ -224,9 +244,12 @@ class Translator:
                 v = self.env[name]
                 if isinstance(v, np.ndarray):
                     raise UsageError(f"output {name!r} is a constant: Core ML models need outputs computed from the inputs")
-                if v.name != name or name in input_names:
-                    self.used_names.discard(name)
-                    v = self.mb.identity(x=v, name=self.name(name))
+                if v.name != sanitize(name) or name in input_names or v.name in [o.name for o in outputs]:
+                    if sanitize(name) not in self.claimed:
+                        self.claimed.add(sanitize(name))
+                        v = self.mb.identity(x=v, name=sanitize(name))
+                    else:
+                        v = self.mb.identity(x=v, name=self.name(name))
                 outputs.append(v)
             func.set_outputs(outputs)
         return Translation(func, input_names, list(self.graph_outputs), self.plans, self.warnings)
@@ -275,7 +298,11 @@ class Translator:
                 self.env[o] = r
 
     def out_name(self, node: onnx.NodeProto, k: int = 0) -> str:
-        return self.name(node.output[k])
+        out = node.output[k]
+        if out in self.graph_outputs and sanitize(out) not in self.claimed:
+            self.claimed.add(sanitize(out))
+            return sanitize(out)
+        return self.name(out)
 
     def tmp_name(self, node: onnx.NodeProto, what: str) -> str:
         return self.name(f"{node.output[0]}_{what}")
