@@ -21,6 +21,7 @@ from rewriter.emit import Subgraph
 from rewriter.errors import NotExactError, UsageError, VerificationError
 from rewriter.graph import ModelView, Scope, default_opset, subgraphs
 from rewriter.inspection import reject_invalid
+from rewriter.progress import track
 from rewriter.pipeline import BORDER_CHOICES, LOWER_CHOICES, FixOptions, NodeContext, run_passes
 from rewriter.resize import describe_node, find_resizes
 from rewriter.spelling import resize_node
@@ -146,7 +147,7 @@ def _fix(proto, source_dir, model, target, output, options, input_shapes, verify
 
     contexts: list[NodeContext] = []
     refused: list[str] = []
-    for scope, node in find_resizes(view):
+    for scope, node in track(find_resizes(view), "analysing Resize nodes"):
         sem = describe_node(view, scope, node)
         reject_invalid(sem, str(model) if not isinstance(model, onnx.ModelProto) else "<in-memory model>")
         ctx = NodeContext(view, scope, node, sem, options, opset)
@@ -250,7 +251,7 @@ def _result(ctx: NodeContext) -> NodeResult:
 
 def _verify_local(contexts: list[NodeContext], emitted: dict[int, Subgraph], results: list[NodeResult], atol: float) -> None:
     failures = []
-    for ctx, result in zip(contexts, results):
+    for ctx, result in track(list(zip(contexts, results)), "verifying rewrites in ONNX Runtime"):
         sub = emitted.get(id(ctx))
         if sub is None:
             continue
