@@ -16,7 +16,7 @@ from rewriter.analysis import FLOAT_TYPES, stride_candidates, resized_axes
 from rewriter.emit import conv_transpose_lowering
 from rewriter.lowering import ConvTransposeForm, caffe_classic_deconv, derive_conv_transpose
 from rewriter.pipeline import NodeContext
-from rewriter.sampling import F32, bilinear_filler_kernel, ort_axis_weights
+from rewriter.sampling import F32, AxisRule, bilinear_filler_kernel, ort_axis_weights
 from rewriter.spelling import chain_weights
 
 _PROBE = 16  # a longer axis on which the kernel is read off, far from both borders
@@ -76,17 +76,17 @@ class LowerToConvTranspose:
         reason = _why_not(ctx)
         if reason is None and ctx.options.border == "exact" and conv_transpose_forms(ctx) is None:
             return "the weights are not periodic with an integer stride (fractional ratio, antialias, extrapolation...)"
-        if reason is None and ctx.options.border == "zero" and self._classic(ctx) is None:
-            return "--border zero needs an integer factor on every resized axis"
+        if reason is None and ctx.options.border == "zero" and self._classic(ctx) is None and conv_transpose_forms(ctx) is None:
+            return "the weights are not periodic with an integer stride (fractional ratio, antialias, extrapolation...)"
         return reason
 
     def rewrite(self, ctx: NodeContext) -> None:
         sem = ctx.original
         use_slices = ctx.options.target == "caffe"
         prefix = ctx.node.name or "resize"
-        if ctx.options.border == "zero":
-            forms = self._classic(ctx)
-            assert forms is not None
+        classic = self._classic(ctx) if ctx.options.border == "zero" else None
+        if classic is not None:
+            forms = classic
             error = max(
                 caffe_classic_deconv(int(sem.axes_info[a].n), f.stride).difference(sem.axis_weights(a)) for a, f in forms.items()  # type: ignore[arg-type]
             )
@@ -104,11 +104,13 @@ class LowerToConvTranspose:
 
     @staticmethod
     def _classic(ctx: NodeContext) -> dict[int, ConvTransposeForm] | None:
+        """The classic recipe's forms, for nodes it approximates only at the borders: half_pixel linear x f."""
         sem = ctx.original
         forms: dict[int, ConvTransposeForm] = {}
+        half_pixel = AxisRule("linear", "half_pixel")
         for a in resized_axes(sem):
             n, m = int(sem.axes_info[a].n), int(sem.axes_info[a].m)  # type: ignore[arg-type]
-            if m % n or sem.mode != "linear":
+            if m % n or not ort_axis_weights(half_pixel, n, m, float(F32(m) / F32(n))).same_as(sem.axis_weights(a)):
                 return None
             f = m // n
             pad = f // 2  # = ceil((f - 1) / 2)

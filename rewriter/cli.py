@@ -205,6 +205,32 @@ def fix_resize_command(
         write_report_json(result, report_json)
 
 
+export_app = typer.Typer(no_args_is_help=True, help="Export to another framework's model format, resizes made exact first.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("caffe")
+def export_caffe_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Prototxt to write.")],
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Caffemodel (default: OUT with .caffemodel).")] = None,
+    flavor: CaffeFlavor = "bvlc",
+    border: Annotated[str, typer.Option("--border", help="exact | zero (classic zero-border Deconvolution, never exact)")] = "exact",
+    input_shape: InputShapes = None,
+) -> None:
+    """ONNX -> Caffe prototxt + caffemodel (BVLC Caffe 1.0; Interp/Upsample fork layers on request)."""
+    from rewriter.caffe import export_caffe
+
+    r = export_caffe(model, output, weights, flavor=flavor, border=border, input_shapes=parse_input_shapes(input_shape))
+    out.print(f"wrote {r.prototxt} + {r.caffemodel}: " + ", ".join(f"{t} x{n}" for t, n in sorted(r.layers.items())), markup=False, highlight=False)
+    for name, became in r.resize_layers.items():
+        out.print(f"  {name}: {became}", markup=False, highlight=False)
+    if r.border_error is not None:
+        out.print(f"  --border zero: max |Caffe - ONNX Runtime| = {r.border_error:.3g} (NOT exact)", markup=False)
+    for w in r.warnings:
+        err.print(f"warning: {w}", markup=False, highlight=False)
+
+
 def np_load(path: Path):
     import numpy as np
 

@@ -39,7 +39,7 @@ def _import_tf():
         with contextlib.redirect_stderr(io.StringIO()):
             import tensorflow as tf
             import tf2onnx
-            import tf2onnx.convert  # noqa: F401
+            import tf2onnx.convert
     except ImportError as e:
         raise UsageError(f"reading a Keras/TensorFlow model needs TensorFlow and tf2onnx ({e.name} is missing): {_INSTALL}") from None
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
@@ -76,7 +76,7 @@ def keras_to_onnx(path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> onnx.M
                 model, _ = tf2onnx.convert.from_keras(keras_model, input_signature=spec, opset=opset)
     except (UsageError, BadModelError):
         raise
-    except Exception as e:  # unreadable file, layers tf2onnx cannot convert...
+    except Exception as e:  # noqa: BLE001 - unreadable file, layers tf2onnx cannot convert...
         raise BadModelError(f"{p}: TensorFlow/tf2onnx could not convert it: {_one_line(e)}") from None
     return model
 

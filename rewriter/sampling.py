@@ -14,6 +14,7 @@ by ideal float64 grids (their documented formulas).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -217,6 +218,51 @@ def ort_round(x: np.ndarray, nearest_mode: str, downsampling: bool) -> np.ndarra
     return r.astype(np.int64)
 
 
+def _near_rounding_boundary(x: np.ndarray, nearest_mode: str, ulps: int = 4) -> np.ndarray:
+    """Rows whose float32 coordinate is within a few ulp of where the nearest index changes."""
+    x = np.asarray(x, dtype=F32).astype(np.float64)
+    boundary = np.floor(x) + 0.5 if nearest_mode.startswith("round") else np.round(x)
+    near = np.abs(x - boundary) <= ulps * np.spacing(np.abs(x.astype(F32)) + F32(1)).astype(np.float64)
+    return near & (x != 0)  # 0 is computed exactly whatever the arithmetic
+
+
+@functools.lru_cache(maxsize=4096)
+def _ort_nearest_indices(transform: str, nearest_mode: str, roi: tuple[float, float], n: int, m: int, scale: float) -> np.ndarray:
+    """Source index of each output as ONNX Runtime computes it (-1: extrapolated), from a 1 x n probe."""
+    import onnxruntime as ort
+    from onnx import TensorProto
+    from onnx import helper as oh
+
+    s = F32(scale)
+    by_scales = int(s * F32(n)) == m
+    if nearest_mode == "simple":  # only Resize-10 rounds this way
+        opset, inputs = 10, ["x", "scales"]
+        attrs: dict = {"mode": "nearest"}
+    else:
+        opset, inputs = 11, ["x", "roi", "scales"] + ([] if by_scales else ["sizes"])
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": transform, "nearest_mode": nearest_mode, "extrapolation_value": -1.0}
+    # The probe also doubles a dummy leading axis: with every length unchanged ORT would just copy the input.
+    tensors = [
+        oh.make_tensor("roi", TensorProto.FLOAT, [4], [0.0, roi[0], 1.0, roi[1]]),
+        oh.make_tensor("scales", TensorProto.FLOAT, [2] if by_scales else [0], [2.0, float(s)] if by_scales else []),
+        oh.make_tensor("sizes", TensorProto.INT64, [2], [2, m]),
+    ]
+    graph = oh.make_graph(
+        [oh.make_node("Resize", inputs, ["y"], **attrs)],
+        "probe",
+        [oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])],
+        [oh.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [t for t in tensors if t.name in inputs],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", opset)])
+    model.ir_version = 7
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": np.arange(n, dtype=np.float32).reshape(1, n)})[0][0]
+    return y.astype(np.int64)
+
+
 def _ort_cubic_coeffs(s: np.ndarray, a: float) -> np.ndarray:
     """GetCubicCoeffs in float32; returns (len(s), 4) coefficients for taps floor(x)-1 .. floor(x)+2."""
     a = F32(a)
@@ -266,11 +312,12 @@ def _ort_antialias_weights(rule: AxisRule, n: int, m: int, rscale: float) -> Axi
         for x in range(length):
             buf[x] = _ort_filter(rule, (F32(x + xmin) - center + F32(0.5)) * inv_scale)
             total = F32(total + buf[x])
-        if not rule.exclude_outside:
-            neg = -xmin if xmin < 0 else 0
+        neg = -xmin if xmin < 0 else 0
+        bound = length + xmin - n if length + xmin > n else 0
+        # A window entirely outside the input only happens on tf_crop_and_resize rows that extrapolate.
+        if not rule.exclude_outside and neg < length and length - bound - 1 >= 0:
             for x in range(neg):
                 buf[neg] = F32(buf[neg] + buf[x])
-            bound = length + xmin - n if length + xmin > n else 0
             for x in range(length - bound, length):
                 buf[length - bound - 1] = F32(buf[length - bound - 1] + buf[x])
             if neg or bound:
@@ -295,7 +342,7 @@ def ort_axis_weights(rule: AxisRule, n: int, m: int, scale: float, *, identity_w
     """
     s = F32(scale)
     if rule.antialias and rule.mode in ("linear", "cubic"):
-        if m == n and s == F32(1):
+        if m == n:  # the antialias kernels copy an axis whose length does not change, whatever the scale
             return AxisWeights(np.eye(n))
         return _ort_antialias_weights(rule, n, m, s)
 
@@ -305,6 +352,12 @@ def ort_axis_weights(rule: AxisRule, n: int, m: int, scale: float, *, identity_w
 
     if rule.mode == "nearest":
         idx = np.clip(ort_round(x, rule.nearest_mode, bool(s < F32(1))), 0, n - 1)
+        if not unscaled and _near_rounding_boundary(x, rule.nearest_mode).any():
+            # ORT's compiled coordinate arithmetic is not always correctly rounded (it can land one ulp
+            # on the other side of a .5 tie); there the only reliable answer is ORT's own.
+            probed = _ort_nearest_indices(rule.transform, rule.nearest_mode, rule.roi, n, m, float(s))
+            outside = probed < 0
+            idx = np.where(outside, 0, probed)
         w = pick_weights(idx, n)
     elif rule.mode == "linear":
         xc = np.clip(x, F32(0), F32(n - 1)).astype(F32)

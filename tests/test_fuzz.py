@@ -39,6 +39,8 @@ def test_fix_resize_is_exact_or_refuses(chunk: int) -> None:
     for case in cases:
         x = case.random_input(seed=11)
         expected = _run(case.model, x)
+        if expected.size == 0:  # a policy/scale that rounds an axis to length 0: rejected as bad input
+            continue
         for target in TARGETS:
             try:
                 result = fix_resize(case.model, target)

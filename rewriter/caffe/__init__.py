@@ -1,0 +1,7 @@
+"""Caffe export: ONNX -> prototxt + caffemodel with exact upsampling (``export_caffe``), the Caffe protobuf
+schema subset it writes (``rewriter.caffe.proto``) and a numpy reference evaluator of the layers it emits
+(``rewriter.caffe.reference``)."""
+
+from rewriter.caffe.exporter import BORDERS, FLAVORS, CaffeExport, export_caffe, measure_error
+
+__all__ = ["BORDERS", "FLAVORS", "CaffeExport", "export_caffe", "measure_error"]

@@ -386,13 +386,13 @@ def parse_caffemodel(data: bytes):
 
 
 __all__ = [
+    "FORK_LAYERS",
+    "PARAM_FIELD",
     "BlobProto",
     "BlobShape",
     "FillerParameter",
-    "FORK_LAYERS",
     "LayerParameter",
     "NetParameter",
-    "PARAM_FIELD",
     "ParamSpec",
     "parse_caffemodel",
     "parse_prototxt",

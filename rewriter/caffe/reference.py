@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from itertools import pairwise
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def blob_to_array(blob) -> np.ndarray:
 
 def array_to_blob(array: np.ndarray, blob=None):
     blob = proto.BlobProto() if blob is None else blob
-    array = np.ascontiguousarray(array, dtype=F32)
+    array = np.array(array, dtype=F32, order="C")
     blob.shape.dim.extend(int(d) for d in array.shape)
     blob.data.extend(array.ravel().tolist())
     return blob
@@ -92,7 +93,9 @@ def conv_geometry(p, num_spatial: int) -> tuple[list[int], list[int], list[int],
         _check(len(p.kernel_size) == 0, "Either kernel_size or kernel_h/w should be specified; not both")
         kernel = [p.kernel_h, p.kernel_w]
     else:
-        _check(len(p.kernel_size) in (1, num_spatial), "kernel_size must be specified once, or once per spatial dimension")
+        _check(
+            len(p.kernel_size) in (1, num_spatial), "kernel_size must be specified once, or once per spatial dimension"
+        )
         kernel = [p.kernel_size[i if len(p.kernel_size) > 1 else 0] for i in range(num_spatial)]
     if p.HasField("stride_h") or p.HasField("stride_w"):
         _check(num_spatial == 2 and len(p.stride) == 0, "stride_h & stride_w: 2D only, not with stride")
@@ -115,11 +118,14 @@ def conv_geometry(p, num_spatial: int) -> tuple[list[int], list[int], list[int],
 def _conv_shapes(layer, bottom: tuple[int, ...], deconv: bool):
     p = layer.convolution_param
     axis = _canon(p.axis, len(bottom))
-    spatial_in = bottom[axis + 1:]
+    spatial_in = bottom[axis + 1 :]
     kernel, stride, pad, dil = conv_geometry(p, len(spatial_in))
     channels = bottom[axis]
     group = p.group
-    _check(channels % group == 0 and p.num_output % group == 0, f"{layer.name}: channels and num_output must be divisible by group")
+    _check(
+        channels % group == 0 and p.num_output % group == 0,
+        f"{layer.name}: channels and num_output must be divisible by group",
+    )
     if deconv:
         weight = (channels, p.num_output // group, *kernel)
         out = [s * (i - 1) + d * (k - 1) + 1 - 2 * q for i, k, s, q, d in zip(spatial_in, kernel, stride, pad, dil)]
@@ -136,34 +142,51 @@ def _pool_geometry(layer, bottom: tuple[int, ...]):
     _check(len(bottom) == 4, f"{layer.name}: Input must have 4 axes, corresponding to (num, channels, height, width)")
     height, width = bottom[2], bottom[3]
     if p.global_pooling:
-        _check(not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")), "With Global_pooling: true Filter size cannot specified")
+        _check(
+            not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")),
+            "With Global_pooling: true Filter size cannot specified",
+        )
         kh, kw = height, width
     else:
-        _check(p.HasField("kernel_size") != (p.HasField("kernel_h") and p.HasField("kernel_w")), "Filter size is kernel_size OR kernel_h and kernel_w; not both")
+        _check(
+            p.HasField("kernel_size") != (p.HasField("kernel_h") and p.HasField("kernel_w")),
+            "Filter size is kernel_size OR kernel_h and kernel_w; not both",
+        )
         kh, kw = (p.kernel_size, p.kernel_size) if p.HasField("kernel_size") else (p.kernel_h, p.kernel_w)
     _check(kh > 0 and kw > 0, "Filter dimensions cannot be zero.")
-    _check((not p.HasField("pad") and p.HasField("pad_h") and p.HasField("pad_w")) or (not p.HasField("pad_h") and not p.HasField("pad_w")), "pad is pad OR pad_h and pad_w are required.")
+    _check(
+        (not p.HasField("pad") and p.HasField("pad_h") and p.HasField("pad_w"))
+        or (not p.HasField("pad_h") and not p.HasField("pad_w")),
+        "pad is pad OR pad_h and pad_w are required.",
+    )
     ph, pw = (p.pad_h, p.pad_w) if p.HasField("pad_h") else (p.pad, p.pad)
-    _check((not p.HasField("stride") and p.HasField("stride_h") and p.HasField("stride_w")) or (not p.HasField("stride_h") and not p.HasField("stride_w")), "Stride is stride OR stride_h and stride_w are required.")
+    _check(
+        (not p.HasField("stride") and p.HasField("stride_h") and p.HasField("stride_w"))
+        or (not p.HasField("stride_h") and not p.HasField("stride_w")),
+        "Stride is stride OR stride_h and stride_w are required.",
+    )
     sh, sw = (p.stride_h, p.stride_w) if p.HasField("stride_h") else (p.stride, p.stride)
     if p.global_pooling:
         _check(ph == 0 and pw == 0 and sh == 1 and sw == 1, "With Global_pooling: true; only pad = 0 and stride = 1")
     if ph or pw:
         _check(ph < kh and pw < kw, f"{layer.name}: pad must be smaller than the kernel")
-    out_h = int(math.ceil(float(F32(height + 2 * ph - kh) / F32(sh)))) + 1
-    out_w = int(math.ceil(float(F32(width + 2 * pw - kw) / F32(sw)))) + 1
+    out_h = math.ceil(float(F32(height + 2 * ph - kh) / F32(sh))) + 1
+    out_w = math.ceil(float(F32(width + 2 * pw - kw) / F32(sw))) + 1
     if ph or pw:
         if (out_h - 1) * sh >= height + ph:
             out_h -= 1
         if (out_w - 1) * sw >= width + pw:
             out_w -= 1
-        _check((out_h - 1) * sh < height + ph and (out_w - 1) * sw < width + pw, f"{layer.name}: last pooling window starts in the padding")
+        _check(
+            (out_h - 1) * sh < height + ph and (out_w - 1) * sw < width + pw,
+            f"{layer.name}: last pooling window starts in the padding",
+        )
     return (kh, kw), (sh, sw), (ph, pw), (out_h, out_w)
 
 
 def pooled_size(n: int, kernel: int, stride: int, pad: int) -> int:
     """Caffe's pooled length along one axis (ceil rounding, last window clipped to start inside)."""
-    out = int(math.ceil(float(F32(n + 2 * pad - kernel) / F32(stride)))) + 1
+    out = math.ceil(float(F32(n + 2 * pad - kernel) / F32(stride))) + 1
     if pad and (out - 1) * stride >= n + pad:
         out -= 1
     return out
@@ -172,7 +195,11 @@ def pooled_size(n: int, kernel: int, stride: int, pad: int) -> int:
 def _interp_out(layer, bottom):
     p = layer.interp_param
     _check(len(bottom) == 4, f"{layer.name}: Interp needs a 4-D bottom")
-    specs = int(p.HasField("zoom_factor")) + int(p.HasField("shrink_factor")) + int(p.HasField("height") and p.HasField("width"))
+    specs = (
+        int(p.HasField("zoom_factor"))
+        + int(p.HasField("shrink_factor"))
+        + int(p.HasField("height") and p.HasField("width"))
+    )
     _check(specs == 1, f"{layer.name}: Output dimension specified either by zoom factor or shrink factor or explicitly")
     _check(p.pad_beg <= 0 and p.pad_end <= 0, "Only supports non-pos padding (cropping) for now")
     h_eff = bottom[2] + p.pad_beg + p.pad_end
@@ -200,13 +227,19 @@ def _reshape_shape(layer, bottom: tuple[int, ...]) -> tuple[int, ...]:
     _check(len(infer) <= 1, f"{layer.name}: new shape contains multiple -1 dims")
     for i, d in enumerate(dims):
         if d == 0:
-            _check(start + i < rank, f"{layer.name}: new shape contains a 0, but there was no corresponding bottom axis to copy")
+            _check(
+                start + i < rank,
+                f"{layer.name}: new shape contains a 0, but there was no corresponding bottom axis to copy",
+            )
             top[start + i] = bottom[start + i]
     if infer:
         known = _count([d for k, d in enumerate(top) if k != start + infer[0]])
         _check(known > 0 and _count(bottom) % known == 0, f"{layer.name}: cannot infer the -1 dimension")
         top[start + infer[0]] = _count(bottom) // known
-    _check(_count(top) == _count(bottom), f"{layer.name}: output count {_count(top)} must match input count {_count(bottom)}")
+    _check(
+        _count(top) == _count(bottom),
+        f"{layer.name}: output count {_count(top)} must match input count {_count(bottom)}",
+    )
     return tuple(top)
 
 
@@ -243,8 +276,15 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
         if len(bottoms) == 2:
             other = bottoms[1]
             axis = 0 if len(other) == 0 else _canon(p.axis, len(b0))
-            _check(tuple(b0[axis:axis + len(other)]) == tuple(other), f"{layer.name}: bottom[1] shape {other} does not match bottom[0] {b0} at axis {axis}")
-            blobs = [(other[0],)] if (t == "Scale" and p.bias_term and other) else ([()] if (t == "Scale" and p.bias_term) else [])
+            _check(
+                tuple(b0[axis : axis + len(other)]) == tuple(other),
+                f"{layer.name}: bottom[1] shape {other} does not match bottom[0] {b0} at axis {axis}",
+            )
+            blobs = (
+                [(other[0],)]
+                if (t == "Scale" and p.bias_term and other)
+                else ([()] if (t == "Scale" and p.bias_term) else [])
+            )
             return [b0], blobs
         axis = _canon(p.axis, len(b0)) if len(b0) else 0
         _check(p.num_axes >= -1, f"{layer.name}: num_axes must be non-negative, or -1")
@@ -252,13 +292,15 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
         _check(end <= len(b0), f"{layer.name}: scale blob's shape extends past bottom[0]'s shape")
         shape = tuple(b0[axis:end])
         return [b0], [shape] + ([shape] if (t == "Scale" and p.bias_term) else [])
-    if t == "PReLU":
-        _check(len(b0) >= 2, f"{layer.name}: Number of axes of bottom blob must be >=2")
-        return [b0], [(1,) if layer.prelu_param.channel_shared else (b0[1],)]
+    if t == "PReLU":  # prelu_layer.cpp: channels() is a legacy (<= 4-D) accessor; a shared slope is a 0-axis blob
+        _check(2 <= len(b0) <= 4, f"{layer.name}: PReLU needs 2 to 4 axes (legacy channels() accessor)")
+        return [b0], [() if layer.prelu_param.channel_shared else (b0[1],)]
     if t in ("ReLU", "Sigmoid", "TanH", "ELU", "AbsVal", "Power", "Exp", "Log", "Dropout"):
         return [b0], []
     if t == "Eltwise":
-        _check(all(tuple(b) == tuple(b0) for b in bottoms), f"{layer.name}: bottoms must have the same shape ({bottoms})")
+        _check(
+            all(tuple(b) == tuple(b0) for b in bottoms), f"{layer.name}: bottoms must have the same shape ({bottoms})"
+        )
         p = layer.eltwise_param
         _check(len(p.coeff) in (0, len(bottoms)), f"{layer.name}: Eltwise needs one coeff per bottom")
         _check(len(p.coeff) == 0 or p.operation == 1, f"{layer.name}: coeff is for SUM only")
@@ -266,7 +308,10 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
     if t == "Concat":
         axis = _canon(layer.concat_param.axis, len(b0))
         for b in bottoms:
-            _check(len(b) == len(b0) and all(b[i] == b0[i] for i in range(len(b0)) if i != axis), f"{layer.name}: concat bottoms differ off the axis: {bottoms}")
+            _check(
+                len(b) == len(b0) and all(b[i] == b0[i] for i in range(len(b0)) if i != axis),
+                f"{layer.name}: concat bottoms differ off the axis: {bottoms}",
+            )
         top = list(b0)
         top[axis] = sum(b[axis] for b in bottoms)
         return [tuple(top)], []
@@ -277,12 +322,18 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
         if p.slice_point:
             _check(len(p.slice_point) == ntop - 1, f"{layer.name}: need one slice point per top minus one")
             points = [0, *[int(s) for s in p.slice_point], length]
-            _check(all(a < b for a, b in zip(points, points[1:])), f"{layer.name}: slice points must be increasing and inside the axis")
+            _check(
+                all(a < b for a, b in pairwise(points)),
+                f"{layer.name}: slice points must be increasing and inside the axis",
+            )
         else:
-            _check(length % ntop == 0, f"{layer.name}: Number of top blobs ({ntop}) should evenly divide input slice axis ({length})")
+            _check(
+                length % ntop == 0,
+                f"{layer.name}: Number of top blobs ({ntop}) should evenly divide input slice axis ({length})",
+            )
             points = [length // ntop * i for i in range(ntop + 1)]
         tops = []
-        for a, b in zip(points, points[1:]):
+        for a, b in pairwise(points):
             s = list(b0)
             s[axis] = b - a
             tops.append(tuple(s))
@@ -295,7 +346,10 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
         p = layer.crop_param
         ref = bottoms[1]
         axis = _canon(p.axis, len(b0))
-        _check(len(p.offset) in (0, 1, len(b0) - axis), f"{layer.name}: number of offset values specified must be equal to the number of dimensions following axis")
+        _check(
+            len(p.offset) in (0, 1, len(b0) - axis),
+            f"{layer.name}: number of offset values specified must be equal to the number of dimensions following axis",
+        )
         top = list(b0)
         for i in range(axis, len(b0)):
             off = 0 if not p.offset else p.offset[0 if len(p.offset) == 1 else i - axis]
@@ -307,7 +361,7 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
     if t == "Flatten":
         p = layer.flatten_param
         start, end = _canon(p.axis, len(b0)), _canon(p.end_axis, len(b0))
-        return [(*b0[:start], _count(b0, start, end + 1), *b0[end + 1:])], []
+        return [(*b0[:start], _count(b0, start, end + 1), *b0[end + 1 :])], []
     if t == "Softmax":
         _canon(layer.softmax_param.axis, len(b0))
         return [b0], []
@@ -345,7 +399,7 @@ def _deconv_forward(x: np.ndarray, w: np.ndarray, bias, geom) -> np.ndarray:
     axis, kernel, stride, pad, dil, group = geom
     outer = x.shape[:axis]
     cin = x.shape[axis]
-    spatial = x.shape[axis + 1:]
+    spatial = x.shape[axis + 1 :]
     xs = x.reshape(-1, group, cin // group, *spatial).astype(np.float64)
     wg = w.astype(np.float64).reshape(group, cin // group, w.shape[1], *kernel)
     cout_g = w.shape[1]
@@ -369,7 +423,7 @@ def _conv_forward(x: np.ndarray, w: np.ndarray, bias, geom) -> np.ndarray:
     axis, kernel, stride, pad, dil, group = geom
     outer = x.shape[:axis]
     cin = x.shape[axis]
-    spatial = x.shape[axis + 1:]
+    spatial = x.shape[axis + 1 :]
     nsp = len(spatial)
     xs = x.reshape(-1, group, cin // group, *spatial).astype(np.float64)
     xs = np.pad(xs, [(0, 0)] * 3 + [(p, p) for p in pad])
@@ -417,9 +471,9 @@ def _pool_forward(layer, x: np.ndarray) -> np.ndarray:
 
 def _interp_forward(layer, x: np.ndarray) -> np.ndarray:
     """caffe_cpu_interp2 (bilinear, not packed) in float32, with the pad_beg crop."""
-    (n, c, h2, w2), (h1, w1) = _interp_out(layer, x.shape)
+    (_, _, h2, w2), (h1, w1) = _interp_out(layer, x.shape)
     p = layer.interp_param
-    x = x[:, :, -p.pad_beg:-p.pad_beg + h1, -p.pad_beg:-p.pad_beg + w1]
+    x = x[:, :, -p.pad_beg : -p.pad_beg + h1, -p.pad_beg : -p.pad_beg + w1]
     if h1 == h2 and w1 == w2:
         return x.astype(F32).copy()
 
@@ -473,7 +527,10 @@ def forward_layer(layer, bottoms: list[np.ndarray], blobs: list[np.ndarray]) -> 
         return [_pool_forward(layer, x)]
     if t == "BatchNorm":
         p = layer.batch_norm_param
-        _check(not p.HasField("use_global_stats") or p.use_global_stats, f"{layer.name}: only global statistics (TEST phase) are evaluated")
+        _check(
+            not p.HasField("use_global_stats") or p.use_global_stats,
+            f"{layer.name}: only global statistics (TEST phase) are evaluated",
+        )
         factor = F32(0) if blobs[2].ravel()[0] == 0 else F32(1) / blobs[2].ravel()[0]
         mean = (blobs[0] * factor).astype(F32)
         var = (blobs[1] * factor).astype(F32)
@@ -632,7 +689,10 @@ class CaffeNet:
             _check(layer.name not in names, f"duplicate layer name {layer.name!r}")
             names.add(layer.name)
             for b in layer.bottom:
-                _check(b in self.shapes, f"Unknown bottom blob '{b}' (layer '{layer.name}', bottom index {list(layer.bottom).index(b)})")
+                _check(
+                    b in self.shapes,
+                    f"Unknown bottom blob '{b}' (layer '{layer.name}', bottom index {list(layer.bottom).index(b)})",
+                )
                 consumed.add(b)
             tops, blob_shapes = layer_shapes(layer, [self.shapes[b] for b in layer.bottom])
             _check(len(tops) == len(layer.top), f"{layer.name}: {len(layer.top)} tops for {len(tops)} outputs")
@@ -641,10 +701,16 @@ class CaffeNet:
                 produced.append(name)
             source = trained.get(layer.name)
             if blob_shapes:
-                _check(source is not None and len(source.blobs) == len(blob_shapes), f"Incompatible number of blobs for layer {layer.name}")
+                _check(
+                    source is not None and len(source.blobs) == len(blob_shapes),
+                    f"Incompatible number of blobs for layer {layer.name}",
+                )
                 arrays = [blob_to_array(b) for b in source.blobs]
                 for k, (a, s) in enumerate(zip(arrays, blob_shapes)):
-                    _check(tuple(a.shape) == tuple(s), f"Cannot copy param {k} weights from layer '{layer.name}'; shape mismatch. Source param shape is {a.shape}; target param shape is {tuple(s)}")
+                    _check(
+                        tuple(a.shape) == tuple(s),
+                        f"Cannot copy param {k} weights from layer '{layer.name}'; shape mismatch. Source param shape is {a.shape}; target param shape is {tuple(s)}",
+                    )
                 self.params[layer.name] = arrays
             elif source is not None:
                 _check(len(source.blobs) == 0, f"Incompatible number of blobs for layer {layer.name}")
@@ -658,12 +724,18 @@ class CaffeNet:
                 for name in layer.top:
                     _check(name in inputs, f"missing input {name!r}")
                     value = np.asarray(inputs[name], dtype=F32)
-                    _check(value.shape == self.shapes[name], f"input {name!r} has shape {value.shape}, the net expects {self.shapes[name]}")
+                    _check(
+                        value.shape == self.shapes[name],
+                        f"input {name!r} has shape {value.shape}, the net expects {self.shapes[name]}",
+                    )
                     blobs[name] = value
                 continue
             tops = forward_layer(layer, [blobs[b] for b in layer.bottom], self.params.get(layer.name, []))
             for name, value in zip(layer.top, tops):
-                _check(tuple(value.shape) == self.shapes[name], f"{layer.name}: computed {value.shape}, expected {self.shapes[name]}")
+                _check(
+                    tuple(value.shape) == self.shapes[name],
+                    f"{layer.name}: computed {value.shape}, expected {self.shapes[name]}",
+                )
                 blobs[name] = value
         return blobs if keep_all else {n: blobs[n] for n in self.outputs}
 
@@ -690,8 +762,21 @@ def load(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None) -> C
     return CaffeNet(net, weights)
 
 
-def run(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run(
+    prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     return load(prototxt, caffemodel).forward(inputs)
 
 
-__all__ = ["CaffeNet", "CaffeReferenceError", "array_to_blob", "blob_to_array", "conv_geometry", "forward_layer", "layer_shapes", "load", "pooled_size", "run"]
+__all__ = [
+    "CaffeNet",
+    "CaffeReferenceError",
+    "array_to_blob",
+    "blob_to_array",
+    "conv_geometry",
+    "forward_layer",
+    "layer_shapes",
+    "load",
+    "pooled_size",
+    "run",
+]

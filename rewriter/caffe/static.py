@@ -21,7 +21,17 @@ from onnx import numpy_helper
 from rewriter.errors import UsageError
 from rewriter.graph import default_opset
 
-_NO_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+_NO_FOLD = {
+    "If",
+    "Loop",
+    "Scan",
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
 _INLINE_LIMIT = 4096  # initializers above this many elements are hidden from shape inference
 
 
@@ -66,7 +76,9 @@ def _declared(vi: onnx.ValueInfoProto) -> list[str]:
     return out
 
 
-def build(model: onnx.ModelProto, source_dir: str | None, input_shapes: dict[str, tuple[int, ...]] | None) -> StaticGraph:
+def build(
+    model: onnx.ModelProto, source_dir: str | None, input_shapes: dict[str, tuple[int, ...]] | None
+) -> StaticGraph:
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     consts: dict[str, np.ndarray] = {t.name: _tensor_value(t, model, source_dir) for t in graph.initializer}
@@ -89,7 +101,9 @@ def build(model: onnx.ModelProto, source_dir: str | None, input_shapes: dict[str
     if input_shapes:
         unknown = sorted(set(input_shapes) - set(inputs))
         if unknown:
-            raise UsageError(f"--input-shape {unknown[0]}=...: the model has no graph input named {unknown[0]!r} (inputs: {', '.join(inputs)})")
+            raise UsageError(
+                f"--input-shape {unknown[0]}=...: the model has no graph input named {unknown[0]!r} (inputs: {', '.join(inputs)})"
+            )
     opset = default_opset(model)
 
     shapes = _infer(model, pinned, consts, {}, opset)
@@ -140,7 +154,9 @@ def _foldable(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[
     return all((not i) or i in consts for i in node.input)
 
 
-def _evaluate(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], opset: int) -> list[np.ndarray] | None:
+def _evaluate(
+    node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], opset: int
+) -> list[np.ndarray] | None:
     from onnx.reference import ReferenceEvaluator
 
     if node.op_type == "Shape":
@@ -161,13 +177,20 @@ def _evaluate(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[
     g = onnx.helper.make_graph(
         [single],
         "fold",
-        [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()],
-        [onnx.helper.make_tensor_value_info(f"out{k}", onnx.TensorProto.UNDEFINED, None) for k, o in enumerate(node.output) if o],
+        [
+            onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for n, v in feeds.items()
+        ],
+        [
+            onnx.helper.make_tensor_value_info(f"out{k}", onnx.TensorProto.UNDEFINED, None)
+            for k, o in enumerate(node.output)
+            if o
+        ],
     )
     m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", max(opset, 7))])
     try:
         results = ReferenceEvaluator(m).run(None, feeds)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any evaluator failure just leaves the node in the graph
         return None  # left in the graph: translated (or reported) like any other node
     out, k = [], 0
     for o in node.output:
@@ -179,7 +202,13 @@ def _evaluate(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[
     return out
 
 
-def _skeleton(model: onnx.ModelProto, pinned: dict[str, tuple[int, ...]], consts: dict[str, np.ndarray], opset: int, nodes: list[onnx.NodeProto] | None) -> onnx.ModelProto:
+def _skeleton(
+    model: onnx.ModelProto,
+    pinned: dict[str, tuple[int, ...]],
+    consts: dict[str, np.ndarray],
+    opset: int,
+    nodes: list[onnx.NodeProto] | None,
+) -> onnx.ModelProto:
     """A weight-free model for inference: small constants inline, big ones as typed inputs."""
     graph = model.graph
     nodes = list(graph.node) if nodes is None else nodes
@@ -198,7 +227,7 @@ def _skeleton(model: onnx.ModelProto, pinned: dict[str, tuple[int, ...]], consts
         else:
             inits.append(numpy_helper.from_array(value, name))
     g = onnx.helper.make_graph(nodes, graph.name or "g", inputs, list(graph.output), inits)
-    m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
     m.functions.extend(model.functions)
     return m
 
@@ -207,7 +236,7 @@ def _infer(model, pinned, consts, _unused, opset, nodes=None) -> dict[str, tuple
     m = _skeleton(model, pinned, consts, opset, nodes)
     try:
         inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
         return {}
     out: dict[str, tuple[int, ...]] = {}
     for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
@@ -221,9 +250,13 @@ def _infer_types(model, pinned, consts, opset, nodes) -> dict[str, int]:
     m = _skeleton(model, pinned, consts, opset, nodes)
     try:
         inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False)
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
         return {}
-    return {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.graph.value_info, *inferred.graph.output] if vi.type.HasField("tensor_type")}
+    return {
+        vi.name: vi.type.tensor_type.elem_type
+        for vi in [*inferred.graph.value_info, *inferred.graph.output]
+        if vi.type.HasField("tensor_type")
+    }
 
 
 def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict[str, tuple[int, ...]]:
@@ -241,11 +274,13 @@ def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict
         feeds[name] = np.zeros(dims, dtype=onnx.helper.tensor_dtype_to_np_dtype(t))
     outputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in wanted]
     g = onnx.helper.make_graph(nodes, "shapes", inputs, outputs, inits)
-    m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        results = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(wanted, feeds)
-    except Exception:
+        results = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
+            wanted, feeds
+        )
+    except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
         return {}
     return {n: tuple(np.asarray(r).shape) for n, r in zip(wanted, results)}
