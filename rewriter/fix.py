@@ -18,6 +18,7 @@ from passes.lower_conv_transpose import LowerToConvTranspose
 from passes.lower_gather import LowerToGather
 from passes.lower_matmul import LowerToMatMul
 from rewriter.emit import Subgraph
+from rewriter.model_io import DataCopy, external_data_files, load_model, model_dir, save_model
 from rewriter.errors import NotExactError, UsageError, VerificationError
 from rewriter.graph import ModelView, Scope, default_opset, subgraphs
 from rewriter.inspection import reject_invalid
@@ -72,9 +73,7 @@ class FixResult:
     def changed(self) -> bool:
         return any(n.passes for n in self.nodes) or self.opset_upgraded_from is not None
 
-    def save(self, path: str | os.PathLike, prestaged=None) -> None:
-        from rewriter.model_io import save_model
-
+    def save(self, path: str | os.PathLike, prestaged: DataCopy | None = None) -> None:
         save_model(self.model, path, source_dir=self.source_dir, prestaged=prestaged)
 
     def to_json(self) -> dict:
@@ -124,28 +123,47 @@ def fix_resize(
     options = FixOptions(target, deployment_target, coreml_format, caffe_flavor, lower, border, separable_deconv=separable_deconv)
     _check_options(target, options, verify)
     proto, source_dir = _load(model)
-    early_copy = _start_data_copy(proto, output, source_dir)
+    job = _Job(model, proto, source_dir, output, options, input_shapes, verify, atol, inputs, _start_data_copy(proto, output, source_dir))
     try:
-        return _fix(proto, source_dir, model, target, output, options, input_shapes, verify, atol, inputs, early_copy)
+        return _fix(job)
     finally:
-        if early_copy is not None:
-            early_copy.discard()  # no-op once save_model has taken the copies
+        if job.early_copy is not None:
+            job.early_copy.discard()  # no-op once save_model has taken the copies
 
 
-def _start_data_copy(proto: onnx.ModelProto, output: str | os.PathLike | None, source_dir: str | None):
+@dataclass
+class _Job:
+    """One fix-resize call: the model (as given and as loaded) and what was asked."""
+
+    source: str | os.PathLike | onnx.ModelProto
+    proto: onnx.ModelProto
+    source_dir: str | None
+    output: str | os.PathLike | None
+    options: FixOptions
+    input_shapes: dict[str, tuple[int, ...]] | None
+    verify: str
+    atol: float
+    inputs: dict[str, np.ndarray] | None
+    early_copy: DataCopy | None
+
+    @property
+    def label(self) -> str:
+        return "<in-memory model>" if isinstance(self.source, onnx.ModelProto) else str(self.source)
+
+
+def _start_data_copy(proto: onnx.ModelProto, output: str | os.PathLike | None, source_dir: str | None) -> DataCopy | None:
     """Copy external data beside the output while the passes run (it is most of the save time)."""
-    from rewriter.model_io import DataCopy, external_data_files
-
     if output is None or source_dir is None or not external_data_files(proto):
         return None
     return DataCopy(proto, output, source_dir)
 
 
-def _fix(proto, source_dir, model, target, output, options, input_shapes, verify, atol, inputs, early_copy) -> FixResult:
-    view = ModelView.build(proto, source_dir, input_shapes)
+def _fix(job: _Job) -> FixResult:
+    proto, options = job.proto, job.options
+    view = ModelView.build(proto, job.source_dir, job.input_shapes)
     model_opset = default_opset(proto)
     # Resize spellings the target keeps (all but BVLC Caffe, which lowers everything) need Resize-11+.
-    keeps_resize = target in ("onnx", "coreml") or options.caffe_flavor != "bvlc"
+    keeps_resize = options.target in ("onnx", "coreml") or options.caffe_flavor != "bvlc"
     needs_modern = keeps_resize and model_opset < 11 and bool(find_resizes(view))
     opset = max(model_opset, 11) if needs_modern else model_opset
 
@@ -153,7 +171,7 @@ def _fix(proto, source_dir, model, target, output, options, input_shapes, verify
     refused: list[str] = []
     for scope, node in track(find_resizes(view), "analysing Resize nodes"):
         sem = describe_node(view, scope, node)
-        reject_invalid(sem, str(model) if not isinstance(model, onnx.ModelProto) else "<in-memory model>")
+        reject_invalid(sem, job.label)
         ctx = NodeContext(view, scope, node, sem, options, opset)
         if (too_large := sem.oversized_axis()) is not None:
             refused.append(_refusal(ctx, too_large))
@@ -169,21 +187,21 @@ def _fix(proto, source_dir, model, target, output, options, input_shapes, verify
 
     emitted = {id(ctx): _emit(ctx) for ctx in contexts if ctx.steps}
     results = [_result(ctx) for ctx in contexts]
-    if verify != "none":
-        _verify_local(contexts, emitted, results, atol)
+    if job.verify != "none":
+        _verify_local(contexts, emitted, results, job.atol)
 
     emitted_names = _splice(view, contexts, emitted)
-    if input_shapes and emitted:
-        _pin_input_shapes(proto, input_shapes)
+    if job.input_shapes and emitted:
+        _pin_input_shapes(proto, job.input_shapes)
     upgraded_from = None
     if opset != model_opset:
         _upgrade_opset(proto, opset, emitted_names)
         upgraded_from = model_opset
-    result = FixResult(proto, results, target, source_dir, upgraded_from)
-    if verify == "full" or (upgraded_from is not None and verify != "none"):
-        _verify_full(model, result, input_shapes, inputs, atol, required=verify == "full")
-    if output is not None:
-        result.save(output, prestaged=early_copy)
+    result = FixResult(proto, results, options.target, job.source_dir, upgraded_from)
+    if job.verify == "full" or (upgraded_from is not None and job.verify != "none"):
+        _verify_full(job.source, result, job.input_shapes, job.inputs, job.atol, required=job.verify == "full")
+    if job.output is not None:
+        result.save(job.output, prestaged=job.early_copy)
     return result
 
 
@@ -198,8 +216,6 @@ def _pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int,
 
 
 def _load(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
-    from rewriter.model_io import load_model, model_dir
-
     if isinstance(model, onnx.ModelProto):
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
@@ -430,7 +446,6 @@ def _verify_full(
 
     import onnxruntime as ort
 
-    from rewriter.model_io import load_model
     from rewriter.verify import random_input
 
     if isinstance(original, onnx.ModelProto):
