@@ -13,6 +13,20 @@ from rewriter.inspection import CheckResult, ModelReport, check, inspect
 
 __version__ = "0.1.0"
 
+
+def export_coreml(*args, **kwargs):
+    """ONNX (or Keras) -> Core ML with exact upsampling; see ``rewriter.coreml.export_coreml``."""
+    from rewriter.coreml import export_coreml as _export
+
+    return _export(*args, **kwargs)
+
+
+def export_caffe(*args, **kwargs):
+    """ONNX -> Caffe prototxt + caffemodel with exact upsampling; see ``rewriter.caffe.export_caffe``."""
+    from rewriter.caffe import export_caffe as _export
+
+    return _export(*args, **kwargs)
+
 __all__ = [
     "BadModelError",
     "CheckResult",
@@ -26,6 +40,8 @@ __all__ = [
     "UsageError",
     "VerificationError",
     "check",
+    "export_caffe",
+    "export_coreml",
     "inspect",
     "__version__",
 ]

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from rewriter.lowering import caffe_classic_deconv, derive_conv_transpose
+from rewriter.graph import Dim
 from rewriter.resize import ResizeSemantics
 from rewriter.sampling import F32, AxisRule, AxisWeights, lerp_weights, ort_axis_weights, pick_weights
 from rewriter.targets import (
@@ -62,6 +63,10 @@ def matching_primitives(sem: ResizeSemantics, primitives: tuple[Primitive, ...])
     for prim in primitives:
         if prim.spatial_only and any(a < sem.rank - 2 for a in axes):
             continue
+        # A spatial op also samples the spatial axes the node leaves alone: it must be the identity there.
+        untouched = [a for a in range(max(sem.rank - 2, 0), sem.rank) if prim.spatial_only and a not in axes]
+        if any(not _identity_on(prim, sem.axes_info[a].n) for a in untouched):
+            continue
         ok = True
         for a in axes:
             info = sem.axes_info[a]
@@ -72,6 +77,13 @@ def matching_primitives(sem: ResizeSemantics, primitives: tuple[Primitive, ...])
         if ok:
             found.append(prim)
     return found
+
+
+def _identity_on(prim: Primitive, n: Dim) -> bool:
+    if not isinstance(n, int):
+        return False
+    w = prim.weights(n, n)
+    return w is not None and w.is_identity()
 
 
 def canonical_forms_per_axis(sem: ResizeSemantics) -> dict[int, list[str]]:

@@ -231,6 +231,32 @@ def export_caffe_command(
         err.print(f"warning: {w}", markup=False, highlight=False)
 
 
+@export_app.command("coreml")
+def export_coreml_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model, or a Keras model (.keras, .h5, SavedModel directory) with rewriter[tf]")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="OUT.mlpackage (mlprogram) or OUT.mlmodel (neuralnetwork).")],
+    deployment_target: DeploymentTarget = "iOS15",
+    model_format: Annotated[str, typer.Option("--format", help="mlprogram | neuralnetwork")] = "mlprogram",
+    input_shape: InputShapes = None,
+    compute_precision: Annotated[str, typer.Option("--compute-precision", help="float32 | float16")] = "float32",
+    verify: Annotated[bool, typer.Option("--verify", help="Compare with ONNX Runtime (Core ML itself on macOS; the reference evaluator everywhere).")] = False,
+) -> None:
+    """ONNX -> Core ML (.mlpackage / .mlmodel) with every Resize running exactly as in ONNX Runtime."""
+    from rewriter.coreml import export_coreml
+
+    r = export_coreml(
+        model, output, deployment_target=deployment_target, model_format=model_format,
+        input_shapes=parse_input_shapes(input_shape), compute_precision=compute_precision, verify=verify,
+    )
+    out.print(f"wrote {r.path} ({r.model_format}, {r.deployment_target})", markup=False, highlight=False)
+    for node, became in r.resize_ops:
+        out.print(f"  {node}: {became}", markup=False, highlight=False)
+    if r.verified_with:
+        out.print(f"  verified with {', '.join(r.verified_with)}: max error {r.max_error:.3g} (relative)", markup=False)
+    for w in r.warnings:
+        err.print(f"warning: {w}", markup=False, highlight=False)
+
+
 def np_load(path: Path):
     import numpy as np
 

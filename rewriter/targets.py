@@ -9,7 +9,7 @@ is decided by comparing weights; nothing here branches on ONNX attribute names.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class Primitive:
     formats: tuple[str, ...] = ()  # Core ML model formats that accept it
     flavor: str = ""  # Caffe: fork flavor that provides the layer ("" = BVLC)
     spatial_only: bool = True  # resizes only the trailing two axes of NCHW (batch and channels untouched)
+    nn_upsample_only: bool = False  # the NeuralNetwork layer it becomes is documented for scaling up only
 
     def weights(self, n: int, m: int) -> AxisWeights | None:
         if n < 1 or m < 1:
@@ -82,8 +83,8 @@ def _strict_align(n: int, m: int) -> AxisWeights:
 # Grids from coremltools op docstrings (ops/defs/iOS15/image_resizing.py) and NeuralNetwork.proto comments.
 COREML_PRIMITIVES: tuple[Primitive, ...] = (
     Primitive("upsample_nearest_neighbor(integer scale)", _integer_repeat, 13, ("mlprogram", "neuralnetwork")),
-    Primitive("upsample_bilinear(align_corners=False)", _lerp_at("half_pixel"), 14, ("mlprogram", "neuralnetwork")),
-    Primitive("upsample_bilinear(align_corners=True)", _lerp_at("align_corners"), 14, ("mlprogram", "neuralnetwork")),
+    Primitive("upsample_bilinear(align_corners=False)", _lerp_at("half_pixel"), 14, ("mlprogram", "neuralnetwork"), nn_upsample_only=True),
+    Primitive("upsample_bilinear(align_corners=True)", _lerp_at("align_corners"), 14, ("mlprogram", "neuralnetwork"), nn_upsample_only=True),
     Primitive("resize_bilinear(sampling_mode=STRICT_ALIGN_CORNERS)", _strict_align, 13, ("mlprogram", "neuralnetwork")),
     Primitive("resize_bilinear(sampling_mode=ALIGN_CORNERS)", _lerp_at("align_corners", single=0.5), 13, ("mlprogram", "neuralnetwork")),
     Primitive("resize_bilinear(sampling_mode=DEFAULT)", _lerp_at("asymmetric"), 13, ("mlprogram", "neuralnetwork")),
@@ -128,7 +129,17 @@ def coreml_primitives(deployment_target: str = "iOS15", model_format: str = "mlp
     ios = ios_number(deployment_target)
     if model_format == "mlprogram" and ios < 15:
         return ()
-    return tuple(p for p in COREML_PRIMITIVES if p.min_ios <= ios and model_format in p.formats)
+    prims = [p for p in COREML_PRIMITIVES if p.min_ios <= ios and model_format in p.formats]
+    if model_format == "neuralnetwork":
+        prims = [replace(p, grid=_upsampling_only(p.grid)) if p.nn_upsample_only else p for p in prims]
+    return tuple(prims)
+
+
+def _upsampling_only(grid: GridFn) -> GridFn:
+    def wrapped(n: int, m: int) -> AxisWeights | None:
+        return grid(n, m) if m >= n else None
+
+    return wrapped
 
 
 def caffe_primitives(flavor: str = "bvlc") -> tuple[Primitive, ...]:

@@ -3,4 +3,4 @@
 from rewriter.coreml.coverage import SUPPORTED_OPS, supported_ops_markdown
 from rewriter.coreml.exporter import CoreMLExport, export_coreml
 
-__all__ = ["CoreMLExport", "SUPPORTED_OPS", "export_coreml", "supported_ops_markdown"]
+__all__ = ["SUPPORTED_OPS", "CoreMLExport", "export_coreml", "supported_ops_markdown"]

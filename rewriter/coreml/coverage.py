@@ -43,10 +43,10 @@ SUPPORTED_OPS: dict[str, str] = {
     "Max": "maximum (variadic: chained)",
     "Min": "minimum (variadic: chained)",
     "Concat": "concat",
-    "Split": "split",
+    "Split": "slice_by_index per output (each keeps its ONNX name)",
     "Slice": "slice_by_index (gather for negative steps); static starts/ends/axes/steps",
-    "MaxPool": "max_pool (no dilations, no Indices output)",
-    "AveragePool": "avg_pool",
+    "MaxPool": "max_pool (no dilations, no Indices output; ceil_mode only where it does not change the size)",
+    "AveragePool": "avg_pool (count_include_pad -> exclude_padding_from_average; same ceil_mode rule)",
     "GlobalAveragePool": "reduce_mean over the spatial axes",
     "GlobalMaxPool": "reduce_max over the spatial axes",
     "Gemm": "linear (constant B) or matmul + mul + add",
@@ -57,7 +57,7 @@ SUPPORTED_OPS: dict[str, str] = {
     "Squeeze": "reshape (static shape)",
     "Unsqueeze": "reshape (static shape)",
     "Softmax": "softmax (opset < 13: 2-D coercion through reshape)",
-    "Pad": "pad (constant / reflect / replicate); slice + concat where Core ML's pad cannot",
+    "Pad": "pad (constant / reflect / replicate); gather of an index table where Core ML's pad cannot (edge/reflect beyond the last two axes); negative pads -> slice",
     "ReduceMean": "reduce_mean",
     "ReduceSum": "reduce_sum",
     "ReduceMax": "reduce_max",
@@ -128,17 +128,19 @@ def check_coverage(view: ModelView) -> None:
     scope = view.scopes[0]
     problems: dict[str, list[str]] = {}
 
-    def is_static(name: str) -> bool:
-        if not name:
-            return True
-        if scope.lookup_initializer(name) is not None:
-            return True
-        producer = scope.lookup_producer(name)
-        if producer is not None and producer.op_type == "Constant":
-            return True
-        return view.value(scope, name) is not None
+    # Tensors that depend on input DATA (not just on input shapes): anything else is a constant once the
+    # input shapes are static (Shape/Size arithmetic), and the exporter folds it whatever its op type.
+    graph = scope.source if scope.source is not None else view.model.graph  # scope.graph: a weight-free copy
+    initializers = {t.name for t in graph.initializer}
+    data = {vi.name for vi in graph.input if vi.name not in initializers}
+    for node in graph.node:
+        if node.op_type.startswith("Random") or node.op_type in ("Bernoulli", "Multinomial") or node.op_type not in ("Shape", "Size") and any(i in data for i in node.input if i) or any(_reads_outer(sub, data) for _, sub in subgraphs(node)):
+            data.update(o for o in node.output if o)
 
-    for k, node in enumerate(scope.graph.node):
+    def is_static(name: str) -> bool:
+        return not name or name not in data
+
+    for k, node in enumerate(graph.node):
         label = node.name or f"{node.op_type}_{k}"
         domain = node.domain if node.domain not in ("", "ai.onnx") else ""
         key = None
@@ -146,7 +148,7 @@ def check_coverage(view: ModelView) -> None:
             key = f"{domain}.{node.op_type}"
         elif node.op_type not in SUPPORTED_OPS:
             outputs = [o for o in node.output if o]
-            if not outputs or not all(view.value(scope, o) is not None for o in outputs):
+            if not outputs or any(o in data for o in outputs) or list(subgraphs(node)):
                 key = node.op_type
         else:
             variant = variant_problem(scope, node, is_static)
@@ -159,6 +161,16 @@ def check_coverage(view: ModelView) -> None:
         raise UnsupportedOpError("unsupported ONNX ops for Core ML: " + "; ".join(parts))
 
 
+def _reads_outer(graph: onnx.GraphProto, names: set[str]) -> bool:
+    """Whether a subgraph (If/Loop body) reads one of ``names`` from the enclosing scope."""
+    for node in graph.node:
+        if any(i in names for i in node.input):
+            return True
+        if any(_reads_outer(sub, names) for _, sub in subgraphs(node)):
+            return True
+    return False
+
+
 def supported_ops_markdown() -> str:
     """The README table of supported ops."""
     lines = ["| ONNX op | Core ML (MIL) |", "|---|---|"]
@@ -166,4 +178,4 @@ def supported_ops_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SUPPORTED_OPS", "check_coverage", "supported_ops_markdown", "subgraphs"]
+__all__ = ["SUPPORTED_OPS", "check_coverage", "subgraphs", "supported_ops_markdown"]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from rewriter.errors import NotExactError, RewriterError, UsageError, VerificationError
+from rewriter.errors import NotExactError, RewriterError, UnsupportedOpError, UsageError, VerificationError
 from rewriter.fix import FixResult
 from rewriter.graph import ModelView
 from rewriter.targets import IOS_VERSIONS
@@ -229,8 +229,16 @@ def export_coreml(
     ios = int(deployment_target.removeprefix("iOS"))
     opset_version = getattr(ct.target, f"iOS{ios}") if model_format == "mlprogram" else getattr(ct.target, f"iOS{min(ios, 14)}")
     translator = Translator(fixed_view, shapes, deployment_target, model_format, opset_version)
-    with _quiet():
-        translation = translator.translate()
+    try:
+        with _quiet():
+            translation = translator.translate()
+    except RewriterError:
+        raise
+    except Exception as e:  # noqa: BLE001 - MIL type inference refused an op: name it, in one line
+        node = translator.current
+        where = f"{node.op_type} ({node.name or node.output[0]})" if node is not None else "the graph"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsupportedOpError(f"unsupported ONNX ops for Core ML: {where}: coremltools: {first}") from None
     program = Program()
     program.add_function("main", translation.function)
 
@@ -244,11 +252,20 @@ def export_coreml(
             mlmodel = ct.convert(program, **kwargs)
     except RewriterError:
         raise
-    except Exception as e:  # coremltools refuses something about the program: one line, no traceback
+    except Exception as e:  # noqa: BLE001 - coremltools refuses something about the program: one line, no traceback
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"coremltools could not convert the program: {first}") from None
     from rewriter import __version__
 
+    if model_format == "neuralnetwork":
+        # The NeuralNetwork backend leaves output shapes out of the description: record the static ones.
+        spec = mlmodel.get_spec()
+        for desc, var in zip(spec.description.output, translation.function.outputs):
+            shape = [int(d) for d in var.shape]
+            if desc.type.WhichOneof("Type") == "multiArrayType" and not len(desc.type.multiArrayType.shape) and shape:
+                desc.type.multiArrayType.shape.extend(shape)
+        with _quiet(messages):
+            mlmodel = ct.models.MLModel(spec, skip_model_load=True)
     mlmodel.short_description = f"{source} converted by rewriter {__version__} (exact Resize mapping, {model_format} {deployment_target})"
     mlmodel.user_defined_metadata[METADATA_SOURCE] = source
     mlmodel.user_defined_metadata[METADATA_VERSION] = __version__
@@ -309,13 +326,23 @@ def _check_io_names(export: CoreMLExport, translation, ref) -> None:
 
 def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult) -> None:
     """Every Resize the program uses must, as saved, apply the ONNX node's weights on both spatial axes."""
-    saved = {op.name: op for op in ref.resize_ops()}
+    from rewriter.coreml.kernels import UndocumentedError
+
+    hints = {p.mil_name: tuple(int(d) for d in p.sem.input_shape) for p in translation.resize_plans}  # type: ignore[arg-type]
+    try:
+        ops = ref.resize_ops(hints)
+    except UndocumentedError as e:
+        raise NotExactError(f"the saved Core ML model resizes in a way Apple does not document ({e}); refusing to write it") from None
+    saved = {op.name: op for op in ops}
+    real_plans = [p for p in translation.resize_plans if p.op != "identity"]
+    by_position = dict(zip([p.mil_name for p in real_plans], ops)) if len(ops) == len(real_plans) else {}
     described: dict[str, str] = {}
     for plan in translation.resize_plans:
         if plan.op == "identity":
             described[plan.onnx_name] = "removed (identity)"
             continue
-        op = saved.get(plan.mil_name)
+        # coremltools keeps op names, except that fp16 compute appends "_cast_fp16"; else match by position.
+        op = saved.get(plan.mil_name) or saved.get(f"{plan.mil_name}_cast_fp16") or by_position.get(plan.mil_name)
         if op is None:
             raise NotExactError(f"{plan.onnx_name}: the saved Core ML model has no resize op named {plan.mil_name!r} (coremltools changed the program)")
         sem = plan.sem
@@ -334,10 +361,10 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
         if node.graph:
             continue  # subgraph nodes: the exporter refuses control flow before getting here
         became = node.became
-        if became.startswith(("ConvTranspose", "MatMul", "Gather", "classic")):
-            export.resize_ops.append((node.name, f"lowered: {became}"))
-        elif became == "removed (identity)":
+        if became.startswith("removed"):
             export.resize_ops.append((node.name, "removed (identity)"))
+        elif became != "unchanged" and not became.startswith("Resize("):
+            export.resize_ops.append((node.name, f"lowered: {became}"))
         else:
             k = 1 if became == "unchanged" else became.count(" -> ") + 1
             mine, pending = pending[:k], pending[k:]
@@ -378,7 +405,7 @@ def _verify(export: CoreMLExport, original: Any, proto: onnx.ModelProto, base_di
                 mlmodel = ct.models.MLModel(str(staged))
                 results["coreml"] = mlmodel.predict(coreml_feeds)
             export.verified_with.append("coreml")
-        except Exception as e:  # e.g. an OS older than the deployment target
+        except Exception as e:  # noqa: BLE001 - e.g. an OS older than the deployment target
             export.warnings.append(f"verify: MLModel.predict failed on this Mac ({str(e).splitlines()[0] if str(e) else type(e).__name__}); checked with the reference evaluator only")
     else:
         export.warnings.append("verify: Core ML prediction needs macOS; checked with rewriter's reference evaluator of the saved file")
@@ -418,4 +445,4 @@ def _move_into_place(staged: Path, output: Path) -> None:
         os.replace(staged, output)
 
 
-__all__ = ["CoreMLExport", "export_coreml", "FORMATS"]
+__all__ = ["FORMATS", "CoreMLExport", "export_coreml"]

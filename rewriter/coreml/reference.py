@@ -20,9 +20,10 @@ import contextlib
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -54,13 +55,15 @@ def _show(v) -> str:
     if isinstance(v, (float, np.floating)) and not float(v).is_integer():
         return np.format_float_positional(np.float32(v))
     if isinstance(v, np.ndarray):
-        return str(v.tolist())
+        return _show(v.tolist())
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
     return str(v)
 
 
 def _quiet_import():
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        import coremltools  # noqa: F401
+        import coremltools
         from coremltools.proto import MIL_pb2  # noqa: F401
     return coremltools
 
@@ -101,7 +104,7 @@ class ReferenceModel:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def resize_ops(self) -> list[ResizeOp]:  # pragma: no cover - abstract
+    def resize_ops(self, input_shapes: dict[str, tuple[int, ...]] | None = None) -> list[ResizeOp]:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -251,8 +254,8 @@ class MILModel(ReferenceModel):
                 env[out.name] = r
         return {name: env[name] for name in self.block.outputs}
 
-    def resize_ops(self) -> list[ResizeOp]:
-        """Every resize op with its matrices, from the saved parameters (needs the static input shapes)."""
+    def resize_ops(self, input_shapes: dict[str, tuple[int, ...]] | None = None) -> list[ResizeOp]:
+        """Every resize op with its matrices, from the saved parameters (ML programs record every shape)."""
         shapes: dict[str, tuple[int, ...]] = {}
         for inp in self.function.inputs:
             shapes[inp.name] = self._dtype(inp.type)[1] or ()
@@ -707,4 +710,4 @@ _MIL_OPS: dict[str, Callable[[dict], Any]] = {
 }
 
 
-__all__ = ["ReferenceModel", "MILModel", "ResizeOp", "UndocumentedError", "load", "read_spec"]
+__all__ = ["MILModel", "ReferenceModel", "ResizeOp", "UndocumentedError", "load", "read_spec"]

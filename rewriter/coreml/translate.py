@@ -19,8 +19,7 @@ import onnx
 from rewriter.analysis import matching_primitives, resized_axes
 from rewriter.errors import NotExactError, UnsupportedOpError, UsageError
 from rewriter.graph import ModelView, Scope
-from rewriter.resize import ResizeSemantics, describe_node, is_resize
-from rewriter.sampling import F32
+from rewriter.resize import ResizeSemantics, describe_node
 from rewriter.targets import Primitive, coreml_primitives
 
 # Primitive name (rewriter.targets) -> how it is spelled in MIL.
@@ -107,6 +106,12 @@ def sanitize(name: str) -> str:
     return out
 
 
+def nn_builder_snaps(scale) -> bool:
+    """coremltools' NeuralNetwork ``add_upsample`` stores a factor within 0.001 above an integer as that integer."""
+    frac = float(scale) - np.floor(float(scale))
+    return 0 < frac <= 0.001
+
+
 class Translator:
     def __init__(self, view: ModelView, input_shapes: dict[str, tuple[int, ...]], deployment_target: str,
                  model_format: str, opset_version: Any) -> None:
@@ -130,6 +135,7 @@ class Translator:
         self.graph_outputs = [o.name for o in self.graph.output]
         self.mil_inputs: dict[str, str] = {}
         self.claimed: set[str] = set()
+        self.current: onnx.NodeProto | None = None  # the node being translated (for error messages)
         self.used_names.update(sanitize(o) for o in self.graph_outputs)  # reserved for the ops producing them
 
     # ------------------------------------------------------------------ names and values
@@ -284,6 +290,7 @@ class Translator:
         return np.array(shape[slice(start, end)], dtype=np.int64)
 
     def node(self, node: onnx.NodeProto) -> None:
+        self.current = node
         if self.fold(node):
             return
         handler = getattr(self, f"op_{node.op_type}", None)
@@ -341,7 +348,7 @@ class Translator:
 
     def op_Neg(self, node):
         x = self.var(node.input[0])
-        return self.mb.mul(x=x, y=np.array(-1, dtype=self.np_dtype(x)), name=self.out_name(node))
+        return self.mb.mul(x=x, y=self.np_dtype(x).type(-1), name=self.out_name(node))
 
     def op_LeakyRelu(self, node):
         return self._unary("leaky_relu", node, alpha=np.float32(_attr(node, "alpha", 0.01)))
@@ -370,7 +377,7 @@ class Translator:
         if slope is not None and slope.size == 1:
             return self.mb.leaky_relu(x=x, alpha=np.float32(slope.reshape(-1)[0]), name=self.out_name(node))
         pos = self.mb.relu(x=x, name=self.tmp_name(node, "pos"))
-        neg = self.mb.minimum(x=x, y=np.array(0, dtype=self.np_dtype(x)), name=self.tmp_name(node, "neg"))
+        neg = self.mb.minimum(x=x, y=self.np_dtype(x).type(0), name=self.tmp_name(node, "neg"))
         scaled = self.mb.mul(x=neg, y=self.var(node.input[1], x), name=self.tmp_name(node, "scaled"))
         return self.mb.add(x=pos, y=scaled, name=self.out_name(node))
 
@@ -394,9 +401,9 @@ class Translator:
         if lo is not None:
             if lo == 0:
                 return self.mb.relu(x=x, name=name)
-            return self.mb.maximum(x=x, y=np.array(lo, dtype=dt), name=name)
+            return self.mb.maximum(x=x, y=dt.type(lo), name=name)
         if hi is not None:
-            return self.mb.minimum(x=x, y=np.array(hi, dtype=dt), name=name)
+            return self.mb.minimum(x=x, y=dt.type(hi), name=name)
         return self.mb.identity(x=x, name=name)
 
     def _binary(self, op: str, node: onnx.NodeProto):
@@ -419,6 +426,10 @@ class Translator:
 
     def op_Pow(self, node):
         x = self.var(node.input[0])
+        e = self.const(node.input[1])
+        if e is not None and e.size == 1 and e.ndim <= len(self.shape(node.input[0])):
+            # A scalar exponent (a 0-d const trips coremltools' NeuralNetwork backend: it expects a float).
+            return self.mb.pow(x=x, y=self.np_dtype(x).type(e.reshape(-1)[0]), name=self.out_name(node))
         y = self.var(node.input[1], x)
         return self.mb.pow(x=x, y=y, name=self.out_name(node))
 
@@ -486,6 +497,9 @@ class Translator:
         group = int(_attr(node, "group", 1))
         strides = list(_attr(node, "strides", [1] * k))
         dil = list(_attr(node, "dilations", [1] * k))
+        if self.model_format == "neuralnetwork" and any(d != 1 for d in dil):
+            # NeuralNetwork.proto: dilationFactor "is ignored if isDeconvolution == true".
+            raise UnsupportedOpError(f"unsupported ONNX ops for Core ML: ConvTranspose(dilations with --format neuralnetwork) ({node.name or node.output[0]})")
         out_pad = list(_attr(node, "output_padding", [0] * k))
         full = [(xs[2 + i] - 1) * strides[i] + (w.shape[2 + i] - 1) * dil[i] + 1 for i in range(k)]
         auto = _attr(node, "auto_pad", "NOTSET")
@@ -600,11 +614,11 @@ class Translator:
         b = self.var(node.input[1], a)
         y = self.mb.matmul(x=a, y=b, transpose_x=ta, transpose_y=tb, name=self.tmp_name(node, "matmul") if (alpha != 1 or has_c) else self.out_name(node))
         if alpha != 1:
-            y = self.mb.mul(x=y, y=np.array(alpha, dtype=dt), name=self.tmp_name(node, "alpha") if has_c else self.out_name(node))
+            y = self.mb.mul(x=y, y=dt.type(alpha), name=self.tmp_name(node, "alpha") if has_c else self.out_name(node))
         if has_c:
             c = self.var(node.input[2], a)
             if beta != 1:
-                c = self.mb.mul(x=c, y=np.array(beta, dtype=dt), name=self.tmp_name(node, "beta"))
+                c = self.mb.mul(x=c, y=dt.type(beta), name=self.tmp_name(node, "beta"))
             y = self.mb.add(x=y, y=c, name=self.out_name(node))
         return y
 
@@ -833,7 +847,7 @@ class Translator:
             pad = [p for i in range(start, rank) for p in (before[i], after[i])]
             kw = dict(x=x, pad=np.array(pad, dtype=np.int32), mode=mil_mode, name=self.out_name(node))
             if mode == "constant":
-                kw["constant_val"] = np.array(value, dtype=self.np_dtype(x))
+                kw["constant_val"] = self.np_dtype(x).type(value)
             return self.mb.pad(**kw)
         # Edge / reflect padding Core ML's pad cannot express: gather of a constant index table per axis.
         for k, a in enumerate(padded_axes):
@@ -907,6 +921,12 @@ class Translator:
         prim = usable[0]
         nh, nw = int(sem.axes_info[-2].n), int(sem.axes_info[-1].n)  # type: ignore[arg-type]
         mh, mw = int(sem.axes_info[-2].m), int(sem.axes_info[-1].m)  # type: ignore[arg-type]
+        if self.model_format == "neuralnetwork" and prim.name in _BILINEAR_ALIGN and (mh < nh or mw < nw):
+            # A NeuralNetwork Upsample factor below 1 is outside what the proto describes (it "scales up");
+            # a ResizeBilinear with the same grid, if one matches, states the target size directly.
+            sized = [p for p in usable if p.name in _RESIZE_BILINEAR_MODES]
+            if sized:
+                prim = sized[0]
         name = self.out_name(node)
         if prim.name == _NEAREST:
             params = {"scale_factor_height": mh // nh, "scale_factor_width": mw // nw}
@@ -915,6 +935,14 @@ class Translator:
         elif prim.name in _BILINEAR_ALIGN:
             align = _BILINEAR_ALIGN[prim.name]
             sh, sw = scale_for_size(nh, mh), scale_for_size(nw, mw)
+            if self.model_format == "neuralnetwork":
+                for s, n, m in ((sh, nh, mh), (sw, nw, mw)):
+                    if nn_builder_snaps(s):
+                        raise NotExactError(
+                            f"{label}: the NeuralNetwork builder treats Upsample factor {float(s):.6g} ({m}/{n}) as the integer "
+                            f"{int(np.floor(float(s)))} (it rounds factors within 0.001 of an integer), which would change the output "
+                            "size; use --format mlprogram"
+                        )
             if isinstance(sh, np.floating) or isinstance(sw, np.floating):
                 sh, sw = np.float32(sh), np.float32(sw)
             params = {"scale_factor_height": sh, "scale_factor_width": sw, "align_corners": align}
@@ -943,4 +971,4 @@ class Translator:
         return True
 
 
-__all__ = ["Translator", "Translation", "ResizePlan", "scale_for_size"]
+__all__ = ["ResizePlan", "Translation", "Translator", "scale_for_size"]
