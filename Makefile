@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := models/cnn_unet_ts17.onnx
 
-.PHONY: demo test clean
+.PHONY: demo test bench fuzz-long clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ demo: $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 -q
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# Not part of `make test`: minutes, several GB of disk for the synthetic models.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/bench_passes.py
+	$(BIN)/python bench/bench_lowering.py
+
+fuzz-long: $(VENV)/.installed-test
+	REWRITER_FUZZ_CASES=10000 REWRITER_FUZZ_SEED=1 $(BIN)/python -m pytest tests/test_fuzz.py -n 2 -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,5 +1,9 @@
 """Pass cost on big synthetic models vs the I/O floor measured in the same run.
 
+The last column is the alternative design: a round trip through onnx-graphsurgeon's IR (import, export,
+save; needs `pip install onnx-graphsurgeon`), which rewriter does not use (it edits the graph proto in
+place and streams weights).
+
     python bench/bench_passes.py [--sizes 200M,1G,1Gx,4Gx] [--workdir DIR]
 
 `x` marks external data. For each model: the floor (inline: onnx.load + onnx.save; external: a plain
@@ -36,6 +40,13 @@ if kind == "load_save":
 elif kind == "copy":
     import shutil
     shutil.copyfile(args[0], args[1])
+elif kind == "graphsurgeon":  # the alternative graph IR: import + export around the same save
+    import os, shutil, onnx, onnx_graphsurgeon as gs
+    external = os.path.exists(args[0] + ".data")
+    model = gs.export_onnx(gs.import_onnx(onnx.load(args[0], load_external_data=not external)))
+    onnx.save(model, args[1])
+    if external:
+        shutil.copyfile(args[0] + ".data", args[1] + ".data")
 else:
     from rewriter.cli import main
     code = main(args)
@@ -88,7 +99,7 @@ def main() -> None:
     WORK_OUTPUTS.extend(work / name for name in ("copy.data", "copy.onnx", "fixed.onnx", "fixed.onnx.data"))
     console = Console()
     table = Table(title=f"fix-resize / check vs the I/O floor (median of {opts.repeat} runs: wall seconds, peak RSS MB; a fresh process each)")
-    for col in ("model", "nodes / Resize", "floor", "fix-resize --verify none", "fix-resize --verify local", "verify cost", "check", "fix / floor"):
+    for col in ("model", "nodes / Resize", "floor", "fix-resize --verify none", "fix-resize --verify local", "verify cost", "check", "fix / floor", "graphsurgeon round trip"):
         table.add_column(col)
     try:
         for spec in opts.sizes.split(","):
@@ -102,7 +113,7 @@ def main() -> None:
 
             graph = onnx.load(str(path), load_external_data=False).graph
             n_nodes, n_resize = len(graph.node), sum(n.op_type == "Resize" for n in graph.node)
-            runs: dict[str, list[dict]] = {"floor": [], "none": [], "local": [], "check": []}
+            runs: dict[str, list[dict]] = {"floor": [], "none": [], "local": [], "check": [], "gs": []}
             for _ in range(opts.repeat):  # interleaved, so that drifting machine load hits all alike
                 if external:
                     runs["floor"].append(measure("copy", str(path) + ".data", str(work / "copy.data")))
@@ -111,7 +122,8 @@ def main() -> None:
                 runs["none"].append(measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "none"))
                 runs["local"].append(measure("cli", "fix-resize", str(path), "-o", str(work / "fixed.onnx"), "--verify", "local"))
                 runs["check"].append(measure("cli", "check", str(path)))
-            floor, fix_none, fix_local, chk = (median(runs[k]) for k in ("floor", "none", "local", "check"))
+                runs["gs"].append(measure("graphsurgeon", str(path), str(work / "fixed.onnx")))
+            floor, fix_none, fix_local, chk, gsr = (median(runs[k]) for k in ("floor", "none", "local", "check", "gs"))
             table.add_row(
                 label,
                 f"{n_nodes} / {n_resize}",
@@ -121,6 +133,7 @@ def main() -> None:
                 f"{fix_local['wall'] - fix_none['wall']:+.2f} s",
                 f"{chk['wall']:.2f} s, {chk['rss_mb']:.0f} MB",
                 f"{fix_local['wall'] / floor['wall']:.2f}x",
+                f"{gsr['wall']:.2f} s, {gsr['rss_mb']:.0f} MB",
             )
             for f in work.iterdir():
                 f.unlink()
