@@ -61,6 +61,7 @@ def measure(kind: str, *args: str) -> dict:
     for leftover in WORK_OUTPUTS:
         leftover.unlink(missing_ok=True)
     os.sync()
+    _drop_page_cache()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, kind, *args], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
@@ -74,6 +75,15 @@ def measure(kind: str, *args: str) -> dict:
 
 
 WORK_OUTPUTS: list[Path] = []
+
+
+def _drop_page_cache() -> None:
+    """Cold reads for every run when allowed (root on Linux): the page cache otherwise decides the winner."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
 
 
 def median(runs: list[dict]) -> dict:
@@ -98,7 +108,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     WORK_OUTPUTS.extend(work / name for name in ("copy.data", "copy.onnx", "fixed.onnx", "fixed.onnx.data"))
     console = Console()
-    table = Table(title=f"fix-resize / check vs the I/O floor (median of {opts.repeat} runs: wall seconds, peak RSS MB; a fresh process each)")
+    table = Table(title=f"fix-resize / check vs the I/O floor (median of {opts.repeat} runs: wall seconds, peak RSS MB; a fresh process and a cold page cache each)")
     for col in ("model", "nodes / Resize", "floor", "fix-resize --verify none", "fix-resize --verify local", "verify cost", "check", "fix / floor", "graphsurgeon round trip"):
         table.add_column(col)
     try:

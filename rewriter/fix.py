@@ -27,7 +27,6 @@ from rewriter.pipeline import BORDER_CHOICES, LOWER_CHOICES, FixOptions, NodeCon
 from rewriter.resize import describe_node, find_resizes
 from rewriter.spelling import resize_node
 from rewriter.targets import IOS_VERSIONS, TARGETS
-from rewriter.verify import concrete_shape, max_relative_error, original_node_model, replacement_model, tolerance_for
 
 PASSES = (LegacyUpgrade(), FoldSizes(), Canonicalize(), LowerToConvTranspose(), LowerToGather(), LowerToMatMul())
 _PLACEHOLDER_DOMAIN = "rewriter.pending"  # hides freshly emitted nodes from onnx's version converter
@@ -270,6 +269,9 @@ def _result(ctx: NodeContext) -> NodeResult:
 
 
 def _verify_local(contexts: list[NodeContext], emitted: dict[int, Subgraph], results: list[NodeResult], atol: float) -> None:
+    # Imported here: onnxruntime loads while the external data copy is already running.
+    from rewriter.verify import concrete_shape, max_relative_error, original_node_model, replacement_model, tolerance_for
+
     failures = []
     for ctx, result in track(list(zip(contexts, results)), "verifying rewrites in ONNX Runtime"):
         sub = emitted.get(id(ctx))
