@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto
 from onnx import helper as oh
 from onnx import numpy_helper
 
@@ -172,10 +171,3 @@ def gather_lowering(x: str, y: str, prefix: str, weights: dict[int, AxisWeights]
 
 def is_one_hot(w: AxisWeights) -> bool:
     return not w.outside.any() and bool(np.all((w.matrix == 0) | (w.matrix == 1))) and bool(np.all(w.matrix.sum(axis=1) == 1))
-
-
-def identity(x: str, y: str, prefix: str) -> Subgraph:
-    return Subgraph([oh.make_node("Identity", [x], [y], name=f"{prefix}/identity")], [], "Identity")
-
-
-__all__ = ["Subgraph", "conv_transpose_lowering", "matmul_lowering", "gather_lowering", "identity", "is_one_hot", "TensorProto"]
