@@ -393,26 +393,30 @@ class _Evaluator:
         return None
 
     def _eval_reference(self, node: onnx.NodeProto, out_index: int, inputs: list[Value | None]) -> np.ndarray | None:
-        from onnx.reference import ReferenceEvaluator
+        return evaluate_node(node, inputs, self.view.opset)[out_index]  # type: ignore[arg-type]
 
-        names = [f"in{k}" if n else "" for k, n in enumerate(node.input)]
-        single = onnx.NodeProto()
-        single.CopyFrom(node)
-        del single.input[:]
-        single.input.extend(names)
-        del single.output[:]
-        single.output.extend(f"out{k}" for k in range(len(node.output)))
-        graph = onnx.helper.make_graph(
-            [single],
-            "eval",
-            [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in zip(names, inputs) if n],
-            [onnx.helper.make_tensor_value_info(f"out{k}", onnx.TensorProto.UNDEFINED, None) for k in range(len(node.output))],
-        )
-        opset = max(self.view.opset, 7)
-        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
-        feeds = {n: v for n, v in zip(names, inputs) if n}
-        result = ReferenceEvaluator(model).run(None, feeds)[out_index]
-        return np.asarray(result)
+
+def evaluate_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: int) -> list[np.ndarray | None]:
+    """One node on constant inputs with onnx's reference evaluator (None for an unnamed, optional output)."""
+    from onnx.reference import ReferenceEvaluator
+
+    names = [f"in{k}" if n else "" for k, n in enumerate(node.input)]
+    single = onnx.NodeProto()
+    single.CopyFrom(node)
+    del single.input[:]
+    single.input.extend(names)
+    del single.output[:]
+    single.output.extend(f"out{k}" if o else "" for k, o in enumerate(node.output))
+    feeds = {n: v for n, v in zip(names, inputs) if n and v is not None}
+    graph = onnx.helper.make_graph(
+        [single],
+        "eval",
+        [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()],
+        [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in single.output if o],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", max(opset, 7))])
+    results = iter(ReferenceEvaluator(model).run(None, feeds))
+    return [np.asarray(next(results)) if o else None for o in node.output]
 
 
 def _normalize(v: Value | None) -> Value | None:

@@ -19,7 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from rewriter.errors import UsageError
-from rewriter.graph import default_opset
+from rewriter.graph import default_opset, evaluate_node
 
 _NO_FOLD = {
     "If",
@@ -157,8 +157,6 @@ def _foldable(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[
 def _evaluate(
     node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], opset: int
 ) -> list[np.ndarray] | None:
-    from onnx.reference import ReferenceEvaluator
-
     if node.op_type == "Shape":
         dims = np.array(shapes[node.input[0]], dtype=np.int64)
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -166,40 +164,11 @@ def _evaluate(
         return [dims[start:end]]
     if node.op_type == "Size":
         return [np.array(int(np.prod(shapes[node.input[0]], dtype=np.int64)), dtype=np.int64)]
-    names = [f"in{k}" if n else "" for k, n in enumerate(node.input)]
-    single = onnx.NodeProto()
-    single.CopyFrom(node)
-    del single.input[:]
-    single.input.extend(names)
-    del single.output[:]
-    single.output.extend(f"out{k}" if o else "" for k, o in enumerate(node.output))
-    feeds = {n: consts[i] for n, i in zip(names, node.input) if n}
-    g = onnx.helper.make_graph(
-        [single],
-        "fold",
-        [
-            onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-            for n, v in feeds.items()
-        ],
-        [
-            onnx.helper.make_tensor_value_info(f"out{k}", onnx.TensorProto.UNDEFINED, None)
-            for k, o in enumerate(node.output)
-            if o
-        ],
-    )
-    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", max(opset, 7))])
     try:
-        results = ReferenceEvaluator(m).run(None, feeds)
+        values = evaluate_node(node, [consts[i] if i else None for i in node.input], opset)
     except Exception:  # noqa: BLE001 - any evaluator failure just leaves the node in the graph
         return None  # left in the graph: translated (or reported) like any other node
-    out, k = [], 0
-    for o in node.output:
-        if o:
-            out.append(np.asarray(results[k]))
-            k += 1
-        else:
-            out.append(np.zeros(0))
-    return out
+    return [v if v is not None else np.zeros(0) for v in values]
 
 
 def _skeleton(
