@@ -66,8 +66,7 @@ class NodeContext:
     steps: list[Step] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     exact: bool = True
-    measured_error: float | None = None  # filled by verification
-    border_error: float | None = None  # --border zero: the known error of the classic recipe
+    border_error: float | None = None  # --border zero: worst-case per-axis error bound of the classic recipe
 
     # ------------------------------------------------------------------ state
 
@@ -95,9 +94,6 @@ class NodeContext:
             shape = sem.output_shape
         return sems
 
-    def original_weights(self, axis: int) -> AxisWeights:
-        return self.original.axis_weights(axis)
-
     def set_chain(self, chain: list[Spelling], pass_name: str) -> None:
         """Adopt a new chain of spellings after proving it has the original weights on every axis."""
         sems = self.chain_semantics(chain)
@@ -105,7 +101,7 @@ class NodeContext:
         if tuple(final_shape) != tuple(self.original.output_shape):
             raise ProofError(f"{pass_name}: output shape {final_shape} != {self.original.output_shape}")
         for axis in resized_axes(self.original):
-            mine = self.original_weights(axis)
+            mine = self.original.axis_weights(axis)
             theirs = chain_weights(sems, axis) if sems else AxisWeights(np.eye(mine.shape[1]))
             if not mine.same_as(theirs):
                 raise ProofError(f"{pass_name}: axis {axis} weights differ by {mine.difference(theirs):.3g}")
