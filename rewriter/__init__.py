@@ -1,47 +1,61 @@
-"""rewriter: make ONNX Resize/Upsample give the same numbers on every runtime."""
+"""rewriter: make ONNX Resize/Upsample give the same numbers on every runtime.
+
+The public API is loaded on first use, so that ``import rewriter`` (and importing a pass module first)
+stays cheap and free of import cycles.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from rewriter.errors import (
     BadModelError,
     NotExactError,
     RewriterError,
     UnresolvedShapeError,
+    UnsupportedOpError,
     UsageError,
     VerificationError,
 )
-from rewriter.fix import FixResult, NodeResult, fix_resize
-from rewriter.inspection import CheckResult, ModelReport, check, inspect
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "fix_resize": "rewriter.fix",
+    "FixResult": "rewriter.fix",
+    "NodeResult": "rewriter.fix",
+    "inspect": "rewriter.inspection",
+    "check": "rewriter.inspection",
+    "CheckResult": "rewriter.inspection",
+    "ModelReport": "rewriter.inspection",
+    "export_coreml": "rewriter.coreml",
+    "export_caffe": "rewriter.caffe",
+}
 
-def export_coreml(*args, **kwargs):
-    """ONNX (or Keras) -> Core ML with exact upsampling; see ``rewriter.coreml.export_coreml``."""
-    from rewriter.coreml import export_coreml as _export
 
-    return _export(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rewriter' has no attribute {name!r}")
 
-
-def export_caffe(*args, **kwargs):
-    """ONNX -> Caffe prototxt + caffemodel with exact upsampling; see ``rewriter.caffe.export_caffe``."""
-    from rewriter.caffe import export_caffe as _export
-
-    return _export(*args, **kwargs)
 
 __all__ = [
     "BadModelError",
     "CheckResult",
     "FixResult",
-    "NodeResult",
-    "fix_resize",
     "ModelReport",
+    "NodeResult",
     "NotExactError",
     "RewriterError",
     "UnresolvedShapeError",
+    "UnsupportedOpError",
     "UsageError",
     "VerificationError",
+    "__version__",
     "check",
     "export_caffe",
     "export_coreml",
+    "fix_resize",
     "inspect",
-    "__version__",
 ]
