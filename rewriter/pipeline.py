@@ -127,7 +127,7 @@ class NodeContext:
             return None  # lowered, or removed as an identity: every target runs that
         target = self.options.target
         if self.chain is None and not self.original.resolved and target != "onnx":
-            return "not static: " + ("; ".join(self.original.problems) or "its input shape is unknown: pass --input-shape NAME=DIMS")
+            return "cannot be analysed statically: " + ("; ".join(self.original.problems) or "its input shape is unknown: pass --input-shape NAME=DIMS")
         if target == "caffe":
             flavor = self.options.caffe_flavor
             prims = caffe_primitives(flavor)

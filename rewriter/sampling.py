@@ -227,14 +227,20 @@ def _near_rounding_boundary(x: np.ndarray, nearest_mode: str, ulps: int = 4) -> 
 
 
 @functools.lru_cache(maxsize=4096)
-def _ort_nearest_indices(transform: str, nearest_mode: str, roi: tuple[float, float], n: int, m: int, scale: float) -> np.ndarray:
-    """Source index of each output as ONNX Runtime computes it (-1: extrapolated), from a 1 x n probe."""
+def _ort_nearest_indices(transform: str, nearest_mode: str, roi: tuple[float, float], n: int, m: int, scale: float) -> np.ndarray | None:
+    """Source index of each output as ONNX Runtime computes it (-1: extrapolated), from a 1 x n probe.
+
+    None when no probe reproduces this (n, m, scale): e.g. a keep_aspect_ratio_policy scale whose output
+    length was rounded rather than floored.
+    """
     import onnxruntime as ort
     from onnx import TensorProto
     from onnx import helper as oh
 
     s = F32(scale)
     by_scales = int(s * F32(n)) == m
+    if not by_scales and F32(m) / F32(n) != s:
+        return None
     if nearest_mode == "simple":  # only Resize-10 rounds this way
         opset, inputs = 10, ["x", "scales"]
         attrs: dict = {"mode": "nearest"}
@@ -352,12 +358,13 @@ def ort_axis_weights(rule: AxisRule, n: int, m: int, scale: float, *, identity_w
 
     if rule.mode == "nearest":
         idx = np.clip(ort_round(x, rule.nearest_mode, bool(s < F32(1))), 0, n - 1)
-        if not unscaled and _near_rounding_boundary(x, rule.nearest_mode).any():
+        if not unscaled and rule.nearest_mode.startswith("round") and _near_rounding_boundary(x, rule.nearest_mode).any():
             # ORT's compiled coordinate arithmetic is not always correctly rounded (it can land one ulp
             # on the other side of a .5 tie); there the only reliable answer is ORT's own.
             probed = _ort_nearest_indices(rule.transform, rule.nearest_mode, rule.roi, n, m, float(s))
-            outside = probed < 0
-            idx = np.where(outside, 0, probed)
+            if probed is not None:
+                outside = probed < 0
+                idx = np.where(outside, 0, probed)
         w = pick_weights(idx, n)
     elif rule.mode == "linear":
         xc = np.clip(x, F32(0), F32(n - 1)).astype(F32)
