@@ -7,7 +7,11 @@ Nothing here is part of the rewriter library; it only builds and checks test fix
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -351,3 +355,24 @@ def remove_stale(prefixes: tuple[str, ...], keep: set[str]) -> None:
     for f in HERE.iterdir():
         if f.is_file() and f.name.startswith(prefixes) and f.name not in keep:
             f.unlink()
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence Python and C++ (file-descriptor level) output of the exporters."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

@@ -11,10 +11,7 @@ statistics are randomised too so BN folding (if a consumer does it) is not a no-
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -23,7 +20,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.dont_write_bytecode = True  # keep the models/ folder free of __pycache__
 
-import numpy as np  # noqa: E402
 import onnxscript  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -153,25 +149,6 @@ PLAN = [
 ]
 
 
-@contextlib.contextmanager
-def quiet():
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        os.dup2(devnull.fileno(), 2)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
 
 def main():
     entries, produced = [], set()
@@ -179,7 +156,7 @@ def main():
         model = build(cls, seed)
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed + 200))
         path = HERE / f"{stem}.onnx"
-        with quiet():
+        with fc.quiet():
             if kind == "ts":
                 dyn_axes = None
                 if dyn:

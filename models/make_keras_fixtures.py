@@ -11,8 +11,6 @@ Deterministic: fixed seeds, fixed shapes. TF ops tf2onnx cannot convert are prin
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import sys
@@ -198,26 +196,6 @@ KERAS_PLAN = [
 ]
 
 
-@contextlib.contextmanager
-def quiet():
-    """Silence Python and C++ (file-descriptor level) output of TF / tf2onnx."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        os.dup2(devnull.fileno(), 2)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
 
 def unsupported_ops(model: onnx.ModelProto) -> list[str]:
     """Ops tf2onnx left unconverted (TF op types that are not ONNX ops)."""
@@ -251,7 +229,7 @@ def main():
         spec = (tf.TensorSpec(shape, tf.float32, name="x"),)
         func = tf.function(_dict_output(fn), input_signature=spec)
         try:
-            with quiet():
+            with fc.quiet():
                 model, _ = tf2onnx.convert.from_function(func, input_signature=spec, opset=opset)
         except Exception as exc:  # noqa: BLE001
             msg = " ".join(str(exc).split())[:200]
@@ -279,7 +257,7 @@ def main():
         x = rnd(shape, seed=sum(map(ord, stem)) % 10_000)
         path = HERE / f"{stem}.onnx"
         spec = (tf.TensorSpec(shape, tf.float32, name=in_name),)
-        with quiet():
+        with fc.quiet():
             onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
         onnx.save(onnx_model, str(path))
         out_name = onnx_model.graph.output[0].name

@@ -12,10 +12,7 @@ the related fixture; they are not errors.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -24,7 +21,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.dont_write_bytecode = True  # keep the models/ folder free of __pycache__
 
-import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxscript  # noqa: E402
 import torch  # noqa: E402
@@ -270,26 +266,6 @@ def short_err(exc: Exception) -> str:
     return f"{type(exc).__name__}: {msg[:200]}"
 
 
-@contextlib.contextmanager
-def quiet():
-    """Silence Python and C++ (file-descriptor level) output of the exporters."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        os.dup2(devnull.fileno(), 2)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
 
 def remove_outputs(path: Path):
     for p in (path, path.with_name(path.name + ".data")):
@@ -323,7 +299,7 @@ def main():
             path = HERE / f"{name}.onnx"
             in_names = list(shapes)
             try:
-                with quiet():
+                with fc.quiet():
                     torch.onnx.export(model, tuple(inputs.values()), str(path), dynamo=False, opset_version=opset,
                                       input_names=in_names, output_names=["y"],
                                       dynamic_axes=ts_dynamic_axes(dyn, in_names))
@@ -358,7 +334,7 @@ def main():
             kwargs["dynamic_shapes"] = ds
         remove_outputs(path)
         try:
-            with quiet():
+            with fc.quiet():
                 prog = torch.onnx.export(model, tuple(inputs.values()), **kwargs)
         except Exception as exc:  # noqa: BLE001
             record_failure(case, f"dynamo: {short_err(exc)}")

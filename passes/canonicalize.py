@@ -13,12 +13,10 @@ scales that give the same grid, and only if float32 and float64 implementations 
 
 from __future__ import annotations
 
-import numpy as np
-
 from rewriter.analysis import resized_axes
 from rewriter.pipeline import NodeContext
 from rewriter.resize import ResizeSemantics
-from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights
+from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights, scaled_lengths
 from rewriter.spelling import Spelling, chain_weights, describe_spelling
 from rewriter.targets import CANONICAL_TRANSFORMS, NEAREST_PREFERENCE
 
@@ -94,7 +92,7 @@ def _with_sizes(spelling: Spelling, shape: list, out: list, axes: list[int]) -> 
             scales.append(1.0)
             continue
         s = F32(m) / F32(n)
-        if int(s * F32(n)) != m or int(np.floor(np.float64(s) * n)) != m:
+        if scaled_lengths(n, s) != (m, m):
             return None
         scales.append(float(s))
     return spelling.replace(scales=tuple(scales))

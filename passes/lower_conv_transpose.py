@@ -12,32 +12,19 @@ zero-border recipe (never called exact; its measured border error is reported).
 
 from __future__ import annotations
 
-from rewriter.analysis import FLOAT_TYPES, stride_candidates, resized_axes
+from rewriter.analysis import FLOAT_TYPES, resized_axes
 from rewriter.emit import conv_transpose_lowering
-from rewriter.lowering import ConvTransposeForm, caffe_classic_deconv, derive_conv_transpose
+from rewriter.lowering import ConvTransposeForm, axis_conv_transpose_form, caffe_classic_deconv
 from rewriter.pipeline import NodeContext
 from rewriter.sampling import F32, AxisRule, bilinear_filler_kernel, ort_axis_weights
 from rewriter.spelling import chain_weights
-
-_PROBE = 16  # a longer axis on which the kernel is read off, far from both borders
 
 
 def conv_transpose_forms(ctx: NodeContext) -> dict[int, ConvTransposeForm] | None:
     sems = ctx.chain_semantics()
     forms: dict[int, ConvTransposeForm] = {}
     for axis in resized_axes(ctx.original):
-        info = ctx.original.axes_info[axis]
-        n, m = int(info.n), int(info.m)  # type: ignore[arg-type]
-        weights = chain_weights(sems, axis)
-        form = None
-        for stride in stride_candidates(n, m):
-            probe = None
-            if len(sems) == 1:
-                probe_m = stride * _PROBE if m == stride * n else stride * (_PROBE - 1) + 1
-                probe = ort_axis_weights(sems[0].axis_rule(axis), _PROBE, probe_m, float(F32(probe_m) / F32(_PROBE)))
-            form = derive_conv_transpose(weights, stride, probe)
-            if form is not None:
-                break
+        form = axis_conv_transpose_form(chain_weights(sems, axis), sems[0].axis_rule(axis) if len(sems) == 1 else None)
         if form is None:
             return None
         forms[axis] = form

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from rewriter.lowering import caffe_classic_deconv, derive_conv_transpose
 from rewriter.graph import Dim
+from rewriter.lowering import axis_conv_transpose_form, caffe_classic_deconv
 from rewriter.resize import ResizeSemantics
-from rewriter.sampling import F32, AxisRule, AxisWeights, lerp_weights, ort_axis_weights, pick_weights
+from rewriter.sampling import F32, AxisRule, AxisWeights, lerp_weights, ort_axis_weights, pick_weights, scaled_lengths
 from rewriter.targets import (
     CANONICAL_TRANSFORMS,
     Primitive,
@@ -101,34 +101,11 @@ def conv_transpose_axes(sem: ResizeSemantics) -> dict[int, int] | None:
     """Stride per resized axis if every resized axis has an exact ConvTranspose form, else None."""
     strides: dict[int, int] = {}
     for a in resized_axes(sem):
-        info = sem.axes_info[a]
-        n, m = info.n, info.m
-        assert isinstance(n, int) and isinstance(m, int)
-        rule = sem.axis_rule(a)
-        found = None
-        for stride in stride_candidates(n, m):
-            # Read the kernel off a longer axis with the same grid; the final check is on the real matrix.
-            probe_n = 16
-            probe_m = stride * probe_n if m == stride * n else stride * (probe_n - 1) + 1
-            probe = ort_axis_weights(rule, probe_n, probe_m, float(F32(probe_m) / F32(probe_n)))
-            if derive_conv_transpose(sem.axis_weights(a), stride, probe) is not None:
-                found = stride
-                break
-        if found is None:
+        form = axis_conv_transpose_form(sem.axis_weights(a), sem.axis_rule(a))
+        if form is None:
             return None
-        strides[a] = found
+        strides[a] = form.stride
     return strides
-
-
-def stride_candidates(n: int, m: int) -> list[int]:
-    out = []
-    if m % n == 0 and m > n:
-        out.append(m // n)
-    if n > 1 and (m - 1) % (n - 1) == 0 and m > n:
-        out.append((m - 1) // (n - 1))
-    if m == n:
-        out.append(1)
-    return out
 
 
 def naive_error(sem: ResizeSemantics, target: str) -> float | None:
@@ -242,7 +219,7 @@ def _scales_size_trap(sem: ResizeSemantics) -> bool:
         if a.scale is None:
             continue
         if isinstance(a.n, int):
-            if int(np.floor(np.float64(F32(a.scale)) * a.n)) != a.m:
+            if scaled_lengths(a.n, a.scale)[1] != a.m:
                 return True
         elif not float(np.float64(F32(a.scale)) * 1024).is_integer():
             return True

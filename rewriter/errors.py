@@ -21,12 +21,6 @@ class UsageError(RewriterError):
     exit_code = 2
 
 
-class UnresolvedShapeError(RewriterError):
-    """A shape or a scales/sizes value that a decision needs cannot be determined statically."""
-
-    exit_code = 2
-
-
 class NotExactError(RewriterError):
     """A node cannot be made to run identically on the requested target."""
 

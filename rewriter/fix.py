@@ -18,12 +18,12 @@ from passes.lower_conv_transpose import LowerToConvTranspose
 from passes.lower_gather import LowerToGather
 from passes.lower_matmul import LowerToMatMul
 from rewriter.emit import Subgraph
-from rewriter.model_io import DataCopy, external_data_files, load_model, model_dir, save_model
 from rewriter.errors import NotExactError, UsageError, VerificationError
-from rewriter.graph import ModelView, Scope, default_opset, subgraphs
+from rewriter.graph import ModelView, Scope, default_opset, fresh_name, subgraphs
 from rewriter.inspection import reject_invalid
-from rewriter.progress import track
+from rewriter.model_io import DataCopy, external_data_files, load_model, model_dir, save_model
 from rewriter.pipeline import BORDER_CHOICES, LOWER_CHOICES, FixOptions, NodeContext, run_passes
+from rewriter.progress import track
 from rewriter.resize import describe_node, find_resizes
 from rewriter.spelling import resize_node
 from rewriter.targets import IOS_VERSIONS, TARGETS
@@ -270,7 +270,13 @@ def _result(ctx: NodeContext) -> NodeResult:
 
 def _verify_local(contexts: list[NodeContext], emitted: dict[int, Subgraph], results: list[NodeResult], atol: float) -> None:
     # Imported here: onnxruntime loads while the external data copy is already running.
-    from rewriter.verify import concrete_shape, max_relative_error, original_node_model, replacement_model, tolerance_for
+    from rewriter.verify import (
+        concrete_shape,
+        max_relative_error,
+        original_node_model,
+        replacement_model,
+        tolerance_for,
+    )
 
     failures = []
     for ctx, result in track(list(zip(contexts, results)), "verifying rewrites in ONNX Runtime"):
@@ -344,25 +350,18 @@ def _rename_fresh(sub: Subgraph, keep: set[str], taken: set[str]) -> Subgraph:
     """Give the subgraph's own tensors and nodes names that clash with nothing in the model."""
     mapping: dict[str, str] = {}
 
-    def fresh(name: str) -> str:
-        candidate, k = name, 1
-        while candidate in taken:
-            candidate = f"{name}_{k}"
-            k += 1
-        taken.add(candidate)
-        return candidate
-
     for t in sub.tensors:
-        mapping[t.name] = fresh(t.name)
+        mapping[t.name] = fresh_name(t.name, taken)
         t.name = mapping[t.name]
     for node in sub.nodes:
         for o_idx, o in enumerate(node.output):
             if o not in keep:
-                mapping.setdefault(o, fresh(o))
+                if o not in mapping:
+                    mapping[o] = fresh_name(o, taken)
                 node.output[o_idx] = mapping[o]
         for i_idx, i in enumerate(node.input):
             node.input[i_idx] = mapping.get(i, i)
-        node.name = fresh(node.name) if node.name else node.name
+        node.name = fresh_name(node.name, taken) if node.name else node.name
     return sub
 
 

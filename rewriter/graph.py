@@ -37,6 +37,16 @@ class SymVector:
         return None
 
 
+def fresh_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... whichever is not in ``taken``; it is added to ``taken``."""
+    candidate, k = base, 1
+    while candidate in taken:
+        candidate = f"{base}_{k}"
+        k += 1
+    taken.add(candidate)
+    return candidate
+
+
 def default_opset(model: onnx.ModelProto) -> int:
     """The ai.onnx opset version the model imports (0 when it imports none)."""
     for imp in model.opset_import:

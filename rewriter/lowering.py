@@ -15,11 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from rewriter.sampling import (
+    F32,
     WEIGHT_ATOL,
+    AxisRule,
     AxisWeights,
     bilinear_filler_kernel,
     conv_transpose_matrix,
     edge_pad_matrix,
+    ort_axis_weights,
 )
 
 
@@ -73,6 +76,39 @@ def derive_conv_transpose(weights: AxisWeights, stride: int, probe: AxisWeights 
         form = ConvTransposeForm(tuple(kernel), stride, edge, edge, crop_begin, crop_end)
         if np.allclose(form.matrix(n), weights.matrix, atol=WEIGHT_ATOL, rtol=0):
             return _trim(form, n, weights.matrix)
+    return None
+
+
+def stride_candidates(n: int, m: int) -> list[int]:
+    """Integer strides a transposed convolution could upsample n -> m with (x f, or align-corners f(n-1)+1)."""
+    out = []
+    if m % n == 0 and m > n:
+        out.append(m // n)
+    if n > 1 and (m - 1) % (n - 1) == 0 and m > n:
+        out.append((m - 1) // (n - 1))
+    if m == n:
+        out.append(1)
+    return out
+
+
+_PROBE = 16  # a longer axis on which the kernel is read off, far from both borders
+
+
+def axis_conv_transpose_form(weights: AxisWeights, rule: AxisRule | None) -> ConvTransposeForm | None:
+    """The exact ConvTranspose form of one axis for any integer stride, or None.
+
+    ``rule`` (when the axis is one Resize's) gives a longer probe axis with the same grid to read the
+    kernel off; the final check is always against ``weights`` themselves.
+    """
+    m, n = weights.shape
+    for stride in stride_candidates(n, m):
+        probe = None
+        if rule is not None:
+            probe_m = stride * _PROBE if m == stride * n else stride * (_PROBE - 1) + 1
+            probe = ort_axis_weights(rule, _PROBE, probe_m, float(F32(probe_m) / F32(_PROBE)))
+        form = derive_conv_transpose(weights, stride, probe)
+        if form is not None:
+            return form
     return None
 
 

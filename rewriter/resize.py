@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from rewriter.graph import Dim, ModelView, Scope, SymVector
-from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights
+from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights, scaled_lengths
 
 RESIZE_OPS = ("Resize", "Upsample")
 # Dense per-axis matrices beyond this many entries (128 MiB in float64) are not built: such a node is
@@ -337,7 +337,7 @@ def _axis_lengths(in_dims: list[Dim], scales: list[float] | None, sizes: list[Di
     if scales is not None:
         for k, (n, s) in enumerate(zip(in_dims, scales)):
             if isinstance(n, int):
-                m: Dim = int(F32(s) * F32(n)) if np.isfinite(s) else None
+                m: Dim = scaled_lengths(n, s)[0] if np.isfinite(s) else None
             else:
                 m = n if F32(s) == F32(1) else None
             out.append(AxisResize(k, n, m, float(F32(s))))

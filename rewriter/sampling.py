@@ -21,19 +21,6 @@ import numpy as np
 
 F32 = np.float32
 
-MODES = ("nearest", "linear", "cubic")
-TRANSFORMS = (
-    "half_pixel",
-    "pytorch_half_pixel",
-    "align_corners",
-    "asymmetric",
-    "tf_half_pixel_for_nn",
-    "tf_crop_and_resize",
-    "half_pixel_symmetric",
-)
-# "simple" is the rounding of Upsample-7/9 and Resize-10 in ONNX Runtime (no nearest_mode attribute then).
-NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil", "simple")
-
 # Weights are compared with this absolute tolerance: float32 weights computed two ways differ by a few ulp.
 WEIGHT_ATOL = 2e-6
 
@@ -142,13 +129,6 @@ def edge_pad_matrix(n: int, before: int, after: int) -> np.ndarray:
     return pick_weights(np.arange(-before, n + after), n)
 
 
-def slice_matrix(n: int, start: int, stop: int) -> np.ndarray:
-    """Keep inputs ``[start, stop)``."""
-    w = np.zeros((stop - start, n))
-    w[np.arange(stop - start), np.arange(start, stop)] = 1.0
-    return w
-
-
 def bilinear_filler_kernel(size: int) -> np.ndarray:
     """Caffe's BilinearFiller along one axis (filler.hpp): ``f = ceil(K/2)``, ``c = (K-1)/(2f)``."""
     f = int(np.ceil(size / 2))
@@ -159,6 +139,13 @@ def bilinear_filler_kernel(size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------
 # ONNX Runtime (CPU) emulation: upsamplebase.h, upsample.cc, upsample_antialias.h.
+
+
+def scaled_lengths(n: int, scale: float) -> tuple[int, int]:
+    """Output length for a given scale: as ORT computes it (float32 product, truncated) and as the spec,
+    onnx shape inference and the reference do (float64 floor). They differ for many float32 scales."""
+    s = F32(scale)
+    return int(s * F32(n)), int(np.floor(np.float64(s) * n))
 
 
 def ort_coordinates(rule: AxisRule, n: int, m: int, scale: float) -> np.ndarray:
@@ -238,7 +225,7 @@ def _ort_nearest_indices(transform: str, nearest_mode: str, roi: tuple[float, fl
     from onnx import helper as oh
 
     s = F32(scale)
-    by_scales = int(s * F32(n)) == m
+    by_scales = scaled_lengths(n, s)[0] == m
     if not by_scales and F32(m) / F32(n) != s:
         return None
     if nearest_mode == "simple":  # only Resize-10 rounds this way

@@ -7,6 +7,7 @@ so "is spelling B exact for node A" is the usual per-axis weight comparison.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -123,8 +124,10 @@ def single_node_model(
     return model
 
 
+@functools.lru_cache(maxsize=4096)
 def describe_spelling(spelling: Spelling, input_shape: tuple[Dim, ...], opset: int, elem_type: int = TensorProto.FLOAT) -> ResizeSemantics:
-    """The semantics ORT gives a Resize of this spelling on an input of this shape."""
+    """The semantics ORT gives a Resize of this spelling on an input of this shape (cached: the passes
+    ask about the same spellings repeatedly, and each answer costs a shape inference)."""
     opset = max(opset, spelling.min_opset)
     node, tensors = resize_node(spelling, "x", "y", "probe", opset)
     view = ModelView.build(single_node_model([node], tensors, input_shape, opset, elem_type))

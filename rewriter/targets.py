@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rewriter.sampling import F32, AxisRule, AxisWeights, ideal_coordinates, lerp_weights, ort_axis_weights, pick_weights
+from rewriter.sampling import (
+    F32,
+    AxisRule,
+    AxisWeights,
+    ideal_coordinates,
+    lerp_weights,
+    ort_axis_weights,
+    pick_weights,
+)
 
 GridFn = Callable[[int, int], "AxisWeights | None"]
 

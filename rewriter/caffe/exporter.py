@@ -40,6 +40,7 @@ from rewriter.caffe import proto
 from rewriter.caffe.reference import CaffeReferenceError, forward_layer, layer_shapes, pooled_size
 from rewriter.caffe.static import StaticGraph, build
 from rewriter.errors import UnsupportedOpError, UsageError
+from rewriter.graph import fresh_name
 
 FLAVORS = ("bvlc", "interp", "upsample")
 BORDERS = ("exact", "zero")
@@ -109,13 +110,7 @@ class _Net:
         self.pieces: dict[str, dict[int, list[str]]] = {}  # blob -> axis -> the tops of a Slice that tiles it
 
     def layer_name(self, hint: str) -> str:
-        hint = hint or "layer"
-        name, k = hint, 1
-        while name in self._layer_names:
-            name = f"{hint}_{k}"
-            k += 1
-        self._layer_names.add(name)
-        return name
+        return fresh_name(hint or "layer", self._layer_names)
 
     def blob_name(self, hint: str) -> str:
         name, k = hint, 1

@@ -18,7 +18,7 @@ import onnx
 
 from rewriter.analysis import matching_primitives, resized_axes
 from rewriter.errors import NotExactError, UnsupportedOpError, UsageError
-from rewriter.graph import ModelView, Scope
+from rewriter.graph import ModelView, Scope, fresh_name
 from rewriter.resize import ResizeSemantics, describe_node
 from rewriter.targets import Primitive, coreml_primitives
 
@@ -142,13 +142,7 @@ class Translator:
 
     def name(self, base: str) -> str:
         """A unique MIL name that Core ML keeps as is ([A-Za-z_][A-Za-z0-9_]*, not a reserved word)."""
-        base = sanitize(base or "op")
-        candidate, k = base, 1
-        while candidate in self.used_names:
-            candidate = f"{base}_{k}"
-            k += 1
-        self.used_names.add(candidate)
-        return candidate
+        return fresh_name(sanitize(base or "op"), self.used_names)
 
     def is_const(self, name: str) -> bool:
         v = self.env.get(name)
