@@ -1,0 +1,38 @@
+"""ONNX Runtime, the project's numeric reference: one way to open a session and one error measure.
+
+Every comparison in rewriter (a rewrite against the original node, an exported model against the ONNX
+model) runs ONNX Runtime's CPU provider through ``session`` and scores the difference with
+``relative_error``: max |a - b| / max(1, max |a|), i.e. absolute for outputs of magnitude below one and
+relative above.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+
+
+def session(model: onnx.ModelProto | bytes | str | os.PathLike, *, optimize: bool = True):
+    """A quiet CPU ``InferenceSession``; ``optimize=False`` turns graph optimizations off (what a proof wants:
+    ORT's fusions must not stand between the graph and the numbers)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def relative_error(expected: np.ndarray, actual: np.ndarray) -> float:
+    """max |expected - actual| / max(1, max |expected|), in float64; inf when the shapes differ."""
+    a = np.asarray(expected, dtype=np.float64)
+    b = np.asarray(actual, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max(initial=0.0)) / max(1.0, float(np.abs(a).max(initial=0.0)))
