@@ -1,85 +1,93 @@
-"""Canonicalize: rewrite a node to the simplest Resize spelling the target runs exactly.
+"""Canonicalize: rewrite a node to the simplest Resize spelling with identical weights.
 
 Candidates are the canonical spellings (coordinate transform half_pixel / align_corners / asymmetric,
-each nearest rounding) in a fixed order of preference; a candidate is taken only when its ORT weights,
-for the node's actual lengths, equal the node's weights on every resized axis. That covers
+each nearest rounding) in the onnx target's order of preference; a candidate is taken only when its ORT
+weights, for the node's actual lengths, equal the node's weights on every resized axis. That covers
 pytorch_half_pixel -> half_pixel (output lengths > 1) or -> align_corners (length 1), tf_half_pixel_for_nn
 -> half_pixel + round_prefer_ceil, half_pixel_symmetric -> half_pixel when the scaled size is integral,
 integer-factor nearest in any spelling -> asymmetric + floor, and anything else the weights allow. When no
 single spelling fits every axis, the node is split into one Resize per axis. A resize that changes nothing
 is removed. Output sizes are written as `sizes` when the input shape is static, else as the float32
 scales that give the same grid, and only if float32 and float64 implementations agree on the size.
+Exact because the candidates are chosen by weight comparison, and the pipeline proves the chain again.
 """
 
 from __future__ import annotations
 
-from rewriter.analysis import resized_axes
-from rewriter.pipeline import NodeContext
-from rewriter.resize import ResizeSemantics
+from rewriter.pipeline import RESPELL, NodeContext, NodeState, Pass
 from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights, scaled_lengths
-from rewriter.spelling import Spelling, chain_weights, describe_spelling
-from rewriter.targets import CANONICAL_TRANSFORMS, NEAREST_PREFERENCE
+from rewriter.spelling import Spelling, describe_spelling
+from rewriter.targets.onnx import canonical_rules
 
 
-def _candidates(sem: ResizeSemantics) -> list[Spelling]:
-    base = dict(cubic_coeff_a=sem.cubic_coeff_a, exclude_outside=sem.exclude_outside, antialias=sem.antialias)
-    if sem.mode == "nearest":
-        return [Spelling(mode="nearest", transform=t, nearest_mode=r) for t, r in NEAREST_PREFERENCE]
-    return [Spelling(mode=sem.mode, transform=t, **base) for t in CANONICAL_TRANSFORMS]
-
-
-def _fits(spelling: Spelling, n: int, m: int, target: AxisWeights) -> bool:
-    rule = AxisRule(spelling.mode, spelling.transform, spelling.nearest_mode, spelling.cubic_coeff_a, spelling.exclude_outside, spelling.antialias)
+def _fits(rule: AxisRule, n: int, m: int, target: AxisWeights) -> bool:
     return ort_axis_weights(rule, n, m, float(F32(m) / F32(n))).same_as(target)
 
 
-class Canonicalize:
+def _spelling(rule: AxisRule) -> Spelling:
+    return Spelling(mode=rule.mode, transform=rule.transform, nearest_mode=rule.nearest_mode, cubic_coeff_a=rule.cubic_coeff_a,
+                    exclude_outside=rule.exclude_outside, antialias=rule.antialias)
+
+
+class Canonicalize(Pass):
     name = "canonicalize"
+    kind = RESPELL
+    runs_after = ("legacy-upgrade", "fold-sizes")
 
     def check(self, ctx: NodeContext) -> str | None:
-        if ctx.lowered is not None:
+        if ctx.state.lowering is not None:
             return "already lowered"
         if not ctx.original.resolved:
             return "shapes unresolved: pass --input-shape"
-        if ctx.options.target == "onnx" and ctx.unaccepted_reason() is None and ctx.chain is None and not _is_noop(ctx):
-            return "already canonical"
-        return None
+        if ctx.state.kind == "original" and ctx.unaccepted_reason() is None:
+            return "the target runs the node as it is"
+        chain, reason = self._search(ctx)
+        ctx.memo[self.name] = chain
+        return reason
 
-    def rewrite(self, ctx: NodeContext) -> None:
-        sems = ctx.chain_semantics()
-        axes = resized_axes(ctx.original)
+    def rewrite(self, ctx: NodeContext) -> NodeState:
+        chain = ctx.memo.pop(self.name) if self.name in ctx.memo else self._search(ctx)[0]
+        return NodeState(chain)  # type: ignore[arg-type]
+
+    def _search(self, ctx: NodeContext) -> tuple[tuple[Spelling, ...] | None, str | None]:
+        axes = ctx.original.resized_axes
         if not axes:
-            ctx.set_chain([], self.name)
-            return
-        total = {a: chain_weights(sems, a) for a in axes}
+            return (), None
+        total = {a: ctx.current_weights(a) for a in axes}
         lengths = {a: (int(ctx.original.axes_info[a].n), int(ctx.original.axes_info[a].m)) for a in axes}  # type: ignore[arg-type]
-        candidates = _candidates(ctx.original)
-        for spelling in candidates:
-            if all(_fits(spelling, *lengths[a], total[a]) for a in axes):
-                self._adopt(ctx, [(spelling, axes)])
-                return
-        per_axis = []
-        for a in axes:
-            fit = next((s for s in candidates if _fits(s, *lengths[a], total[a])), None)
-            if fit is None:
-                return  # no canonical spelling: leave it to the lowering passes
-            per_axis.append((fit, [a]))
-        self._adopt(ctx, per_axis)
+        sem = ctx.original
+        rules = canonical_rules(sem.mode, cubic_coeff_a=sem.cubic_coeff_a, exclude_outside=sem.exclude_outside, antialias=sem.antialias)
+        parts: list[tuple[AxisRule, list[int]]] = []
+        common = next((r for r in rules if all(_fits(r, *lengths[a], total[a]) for a in axes)), None)
+        if common is not None:
+            parts = [(common, list(axes))]
+        else:
+            for a in axes:
+                fit = next((r for r in rules if _fits(r, *lengths[a], total[a])), None)
+                if fit is None:
+                    return None, f"no canonical spelling has the node's weights on axis {a}"
+                parts.append((fit, [a]))
+        chain = self._with_sizes(ctx, parts)
+        if chain is None:
+            return None, "no portable way to write the output sizes (float32 and float64 sizes differ)"
+        if ctx.state.kind == "original" and len(chain) == 1 and _same_node(ctx, chain[0]):
+            return None, "already spelled canonically"  # keeps fix-resize idempotent
+        return chain, None
 
-    def _adopt(self, ctx: NodeContext, parts: list[tuple[Spelling, list[int]]]) -> None:
+    @staticmethod
+    def _with_sizes(ctx: NodeContext, parts: list[tuple[AxisRule, list[int]]]) -> tuple[Spelling, ...] | None:
         shape = list(ctx.original.input_shape)
         chain = []
-        for spelling, axes in parts:
+        for rule, axes in parts:
             out = list(shape)
             for a in axes:
                 out[a] = ctx.original.axes_info[a].m
-            chain.append(_with_sizes(spelling, shape, out, axes))
+            spelling = _with_sizes(_spelling(rule), shape, out, axes)
+            if spelling is None:
+                return None
+            chain.append(spelling)
             shape = out
-        if any(s is None for s in chain):
-            return  # no portable way to write the sizes here: leave it to the lowering passes
-        if ctx.chain is None and len(chain) == 1 and _same_node(ctx, chain[0]):  # type: ignore[arg-type]
-            return  # already spelled this way: rewriting would change nothing (keeps fix-resize idempotent)
-        ctx.set_chain(chain, self.name)  # type: ignore[arg-type]
+        return tuple(chain)
 
 
 def _with_sizes(spelling: Spelling, shape: list, out: list, axes: list[int]) -> Spelling | None:
@@ -107,7 +115,3 @@ def _same_node(ctx: NodeContext, spelling: Spelling) -> bool:
     if (sem.size_source == "sizes") != (spelling.sizes is not None):
         return False
     return sem.output_shape == describe_spelling(spelling, sem.input_shape, ctx.opset, sem.elem_type).output_shape
-
-
-def _is_noop(ctx: NodeContext) -> bool:
-    return not resized_axes(ctx.original)

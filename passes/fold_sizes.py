@@ -4,13 +4,13 @@ Mul -> Floor -> Concat and the like) gets them as constants.
 The values are those the partial evaluator derived from static input shapes (or --input-shape); a
 symbolic batch dimension passes through Shape/Gather/Concat by name and ends up on an unchanged axis, so
 such a node still folds (sizes [N, C, 2H, 2W] with static H, W become scales [1, 1, 2, 2]). Which of
-`sizes` and `scales` is emitted is decided by the canonicalize pass; here the node's own form is kept,
-and exactness is the pipeline's weight comparison.
+`sizes` and `scales` is emitted is decided by the canonicalize pass; here the node's own form is kept.
+Exact because the pipeline proves the folded spelling has the node's weights on every axis.
 """
 
 from __future__ import annotations
 
-from rewriter.pipeline import NodeContext
+from rewriter.pipeline import RESPELL, NodeContext, NodeState, Pass
 from rewriter.spelling import spelling_of
 
 
@@ -21,19 +21,19 @@ def _is_constant(ctx: NodeContext, name: str) -> bool:
     return producer is not None and producer.op_type == "Constant"
 
 
-class FoldSizes:
+class FoldSizes(Pass):
     name = "fold-sizes"
+    kind = RESPELL
+    runs_after = ("legacy-upgrade",)
 
     def check(self, ctx: NodeContext) -> str | None:
-        if ctx.chain is not None or ctx.lowered is not None:
+        if ctx.state.kind != "original":
             return "already rewritten with constant inputs"
-        inputs = list(ctx.node.input[1:])
-        if all(_is_constant(ctx, name) for name in inputs):
+        if all(_is_constant(ctx, name) for name in ctx.node.input[1:]):
             return "scales/sizes are already constants"
         if not ctx.original.resolved:
             return "the size subgraph depends on dimensions that are not static: pass --input-shape"
         return None
 
-    def rewrite(self, ctx: NodeContext) -> None:
-        ctx.set_chain([spelling_of(ctx.original)], self.name)
-
+    def rewrite(self, ctx: NodeContext) -> NodeState:
+        return NodeState((spelling_of(ctx.original),))

@@ -12,10 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rewriter.analysis import AS_IS, INEXACT, REWRITE, TargetOptions
 from rewriter.errors import RewriterError, UsageError
 from rewriter.inspection import ModelReport, check, inspect
-from rewriter.targets import IOS_VERSIONS, TARGETS
+from rewriter.plan import AS_IS, INEXACT, REWRITE
+from rewriter.targets import LOWER_CHOICES, TARGET_NAMES, make_target
+from rewriter.targets.coreml import IOS_VERSIONS
 
 app = typer.Typer(
     add_completion=False,
@@ -33,6 +34,7 @@ InputShapes = Annotated[
 ]
 DeploymentTarget = Annotated[str, typer.Option("--deployment-target", help="Core ML deployment target: " + ", ".join(IOS_VERSIONS))]
 CaffeFlavor = Annotated[str, typer.Option("--flavor", help="Caffe flavor: bvlc, interp (Interp layer), upsample (fork Upsample layer)")]
+TargetName = Annotated[str, typer.Option("--target", help=" | ".join(TARGET_NAMES))]
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
@@ -49,12 +51,12 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _options(deployment_target: str, flavor: str) -> TargetOptions:
-    if deployment_target not in IOS_VERSIONS:
-        raise UsageError(f"--deployment-target {deployment_target!r}: expected one of {', '.join(IOS_VERSIONS)}")
-    if flavor not in ("bvlc", "interp", "upsample"):
-        raise UsageError(f"--flavor {flavor!r}: expected bvlc, interp or upsample")
-    return TargetOptions(deployment_target=deployment_target, caffe_flavor=flavor)
+def _options(deployment_target: str, flavor: str) -> dict[str, str | None]:
+    """Target options as given on the command line, validated by every target that reads them."""
+    options: dict[str, str | None] = {"deployment_target": deployment_target, "flavor": flavor}
+    for name in TARGET_NAMES:
+        make_target(name, options)
+    return options
 
 
 def _fmt_shape(shape) -> str:
@@ -70,21 +72,17 @@ _STYLE = {AS_IS: "green", REWRITE: "yellow", INEXACT: "red"}
 
 def render_report(report: ModelReport) -> None:
     table = Table(title=f"{report.path} (opset {report.opset}): {len(report.nodes)} resize node(s)", show_lines=True)
-    for column in ("node", "op", "mode", "transform", "nearest", "shape", "scales", *TARGETS):
+    for column in ("node", "op", "mode", "transform", "nearest", "shape", "scales", *report.targets):
         table.add_column(column, overflow="fold")
     for node in report.nodes:
         s = node.semantics
-        name = f"{s.graph_path}/{s.name}" if s.graph_path else s.name
         cells = []
-        for t in TARGETS:
-            v = node.verdicts.get(t)
-            if v is None:
-                cells.append("")
-                continue
+        for t in report.targets:
+            v = node.plans[t]
             extra = f" (naive mapping error {v.naive_max_error:.3g})" if v.naive_max_error else ""
             cells.append(f"[{_STYLE.get(v.verdict, 'magenta')}]{v.verdict}[/]: {v.how}{extra}")
         table.add_row(
-            name or "(unnamed)",
+            s.qualified_name,
             f"{s.op_type}-{s.opset}",
             s.mode + (" +antialias" if s.antialias else ""),
             s.transform,
@@ -115,15 +113,14 @@ def inspect_command(
 @app.command("check")
 def check_command(
     models: Annotated[list[Path], typer.Argument(help="ONNX model(s)")],
-    target: Annotated[str, typer.Option("--target", help="onnx | coreml | caffe")] = "onnx",
+    target: TargetName = "onnx",
     input_shape: InputShapes = None,
     deployment_target: DeploymentTarget = "iOS15",
     flavor: CaffeFlavor = "bvlc",
 ) -> None:
     """Exit 0 if every Resize/Upsample already runs identically on TARGET, 1 if any does not, 2 on bad input."""
-    if target not in TARGETS:
-        raise UsageError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
     options = _options(deployment_target, flavor)
+    make_target(target, options)
     shapes = parse_input_shapes(input_shape)
     worst = 0
     for path in models:
@@ -135,10 +132,9 @@ def check_command(
             continue
         for node in result.failing:
             s = node.semantics
-            v = node.verdicts[target]
+            v = node.plans[target]
             fixable = "fix-resize can make it exact" if v.verdict == REWRITE else "fix-resize cannot make it exact"
-            name = f"{s.graph_path}/{s.name}" if s.graph_path else s.name
-            print(f"{path}: {name or '(unnamed)'} ({s.op_type}-{s.opset} {s.mode}/{s.transform}): {v.verdict} for {target}: {v.how}; {fixable}")
+            print(f"{path}: {s.qualified_name} ({s.op_type}-{s.opset} {s.mode}/{s.transform}): {v.verdict} for {target}: {v.how}; {fixable}")
         if result.failing:
             worst = max(worst, 1)
         else:
@@ -154,19 +150,19 @@ def render_fix(result, output: Path) -> None:
         error = "" if n.max_error is None else f"{n.max_error:.2g}"
         if not n.exact:
             error = f"[red]{error} (inexact: --border zero)[/]"
-        table.add_row(f"{n.graph}/{n.name}" if n.graph else (n.name or "(unnamed)"), n.was, n.became, ", ".join(n.passes) or "-", error)
+        table.add_row(n.qualified_name, n.was, n.became, ", ".join(n.passes) or "-", error)
     out.print(table)
     if result.opset_upgraded_from is not None:
-        out.print(f"model opset raised from {result.opset_upgraded_from} for the rewritten nodes (whole model verified)")
+        out.print(f"model opset raised from {result.opset_upgraded_from} to {result.opset_upgraded_to} for the rewritten nodes (whole model verified)")
 
 
 @app.command("fix-resize")
 def fix_resize_command(
     model: Annotated[Path, typer.Argument(help="ONNX model")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output path (default: <stem>.fixed.onnx beside the input).")] = None,
-    target: Annotated[str, typer.Option("--target", help="onnx | coreml | caffe")] = "onnx",
+    target: TargetName = "onnx",
     deployment_target: DeploymentTarget = "iOS15",
-    lower: Annotated[str, typer.Option("--lower", help="auto | none | deconv | matmul")] = "auto",
+    lower: Annotated[str, typer.Option("--lower", help=" | ".join(LOWER_CHOICES) + ": a named form is that form or a refusal")] = "auto",
     border: Annotated[str, typer.Option("--border", help="exact | zero (the classic Caffe recipe, never exact)")] = "exact",
     input_shape: InputShapes = None,
     verify: Annotated[str, typer.Option("--verify", help="local (each rewritten node) | full (whole model) | none")] = "local",

@@ -18,6 +18,8 @@ from rewriter.sampling import AxisWeights
 class Subgraph:
     """Nodes and constants replacing one Resize: reads ``x``, writes ``y``."""
 
+    x: str
+    y: str
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     tensors: list[onnx.TensorProto] = field(default_factory=list)
     description: str = ""
@@ -91,7 +93,7 @@ def conv_transpose_lowering(
     ``separable``: one 1-D ConvTranspose per resized axis instead of one N-D kernel (the weights are an
     outer product, so both are the same function; which is faster depends on the runtime and shapes).
     """
-    sub = Subgraph()
+    sub = Subgraph(x, y)
     spatial = list(range(2, rank))
     before = {a: forms[a].pad_before for a in forms}
     after = {a: forms[a].pad_after for a in forms}
@@ -121,7 +123,7 @@ def _grouped_conv_transpose(sub: Subgraph, x: str, y: str, name: str, spatial: l
 
 def matmul_lowering(x: str, y: str, prefix: str, rank: int, weights: dict[int, AxisWeights], extrapolation_value: float, elem_type: int) -> Subgraph:
     """Y = X x_a W_a for each resized axis a, as MatMul (with Transposes for axes not among the last two)."""
-    sub = Subgraph()
+    sub = Subgraph(x, y)
     dtype = _np_dtype(elem_type)
     current = x
     for k, (axis, w) in enumerate(sorted(weights.items())):
@@ -157,7 +159,7 @@ def matmul_lowering(x: str, y: str, prefix: str, rank: int, weights: dict[int, A
 
 def gather_lowering(x: str, y: str, prefix: str, weights: dict[int, AxisWeights]) -> Subgraph:
     """Nearest neighbour on any data type: one Gather of constant indices per resized axis."""
-    sub = Subgraph()
+    sub = Subgraph(x, y)
     current = x
     items = sorted(weights.items())
     for k, (axis, w) in enumerate(items):

@@ -37,3 +37,9 @@ class UnsupportedOpError(RewriterError):
     """An exporter met ONNX ops it cannot translate (the message lists every op type and its nodes)."""
 
     exit_code = 1
+
+
+class PassError(RewriterError):
+    """A pass failed unexpectedly (a bug in rewriter); the message names the pass, the node and the passes before it."""
+
+    exit_code = 2

@@ -1,4 +1,4 @@
-"""`inspect` and `check`: what every Resize/Upsample computes, and what each target makes of it."""
+"""`inspect` and `check`: fix-resize run dry. What every Resize/Upsample computes, and what each target makes of it."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from rewriter.analysis import AS_IS, TargetOptions, Verdict, verdict_for
 from rewriter.graph import ModelView
-from rewriter.resize import ResizeSemantics, describe_model
-from rewriter.targets import TARGETS
+from rewriter.plan import AS_IS, NodePlan, plan_model
+from rewriter.resize import ResizeSemantics
+from rewriter.targets import TARGET_NAMES, Target, make_target
 
 
 @dataclass
 class NodeReport:
     semantics: ResizeSemantics
-    verdicts: dict[str, Verdict]
+    plans: dict[str, NodePlan]
+
+    @property
+    def verdicts(self) -> dict[str, NodePlan]:
+        return self.plans
 
     def to_json(self) -> dict:
         s = self.semantics
@@ -40,7 +44,7 @@ class NodeReport:
             "output_shape": list(s.output_shape),
             "scales": [float(x) if x is not None else None for x in s.scales],
             "problems": list(s.problems),
-            "targets": {t: v.to_json() for t, v in self.verdicts.items()},
+            "targets": {t: p.to_json() for t, p in self.plans.items()},
         }
 
 
@@ -48,6 +52,7 @@ class NodeReport:
 class ModelReport:
     path: str
     opset: int
+    targets: list[str] = field(default_factory=list)
     nodes: list[NodeReport] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -66,25 +71,20 @@ def inspect(
     model: str | os.PathLike | onnx.ModelProto,
     *,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
-    options: TargetOptions = TargetOptions(),
-    targets: tuple[str, ...] = TARGETS,
+    targets: tuple[str | Target, ...] = TARGET_NAMES,
+    options: dict[str, str | None] | None = None,
 ) -> ModelReport:
-    """Describe every Resize/Upsample (subgraphs included) and give a verdict per target."""
+    """Describe every Resize/Upsample (subgraphs included) and what fix-resize would do for each target."""
+    from rewriter.fix import fix_options
+
     proto, label, base_dir = _as_model(model)
     view = ModelView.build(proto, base_dir, input_shapes)
-    report = ModelReport(label, view.opset)
-    for sem in describe_model(view):
-        reject_invalid(sem, label)
-        report.nodes.append(NodeReport(sem, {t: verdict_for(sem, t, options) for t in targets}))
+    chosen = [make_target(t, options) for t in targets] or [make_target("onnx")]
+    per_target = {t.name: plan_model(view, fix_options(t), label) for t in chosen}
+    report = ModelReport(label, view.opset, [t.name for t in chosen])
+    for k, first in enumerate(per_target[chosen[0].name]):
+        report.nodes.append(NodeReport(first.semantics, {name: plans[k] for name, plans in per_target.items()}))
     return report
-
-
-def reject_invalid(sem: ResizeSemantics, label: str) -> None:
-    if sem.invalid is not None:
-        from rewriter.errors import BadModelError
-
-        name = f"{sem.graph_path}/{sem.name}" if sem.graph_path else (sem.name or "(unnamed)")
-        raise BadModelError(f"{label}: {sem.op_type} node {name}: {sem.invalid}")
 
 
 @dataclass
@@ -94,7 +94,7 @@ class CheckResult:
 
     @property
     def failing(self) -> list[NodeReport]:
-        return [n for n in self.report.nodes if n.verdicts[self.target].verdict != AS_IS]
+        return [n for n in self.report.nodes if n.plans[self.target].verdict != AS_IS]
 
     @property
     def ok(self) -> bool:
@@ -103,10 +103,11 @@ class CheckResult:
 
 def check(
     model: str | os.PathLike | onnx.ModelProto,
-    target: str = "onnx",
+    target: str | Target = "onnx",
     *,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
-    options: TargetOptions = TargetOptions(),
+    options: dict[str, str | None] | None = None,
 ) -> CheckResult:
-    """Whether every Resize/Upsample already runs identically on ``target`` as it is."""
-    return CheckResult(target, inspect(model, input_shapes=input_shapes, options=options, targets=(target,)))
+    """Whether every Resize/Upsample already runs identically on ``target`` as it is (fix-resize would leave it)."""
+    chosen = make_target(target, options)
+    return CheckResult(chosen.name, inspect(model, input_shapes=input_shapes, targets=(chosen,), options=options))

@@ -19,6 +19,7 @@ def session(model: onnx.ModelProto | bytes | str | os.PathLike, *, optimize: boo
     ORT's fusions must not stand between the graph and the numbers)."""
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # e.g. tf_half_pixel_for_nn at opset >= 13 logs a warning per session
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if not optimize:

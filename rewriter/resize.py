@@ -17,6 +17,8 @@ from rewriter.graph import Dim, ModelView, Scope, SymVector
 from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights, scaled_lengths
 
 RESIZE_OPS = ("Resize", "Upsample")
+# Data types the float lowerings (ConvTranspose, MatMul) may carry: integer data would change its rounding.
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
 # Dense per-axis matrices beyond this many entries (128 MiB in float64) are not built: such a node is
 # refused with a clear message instead of exhausting memory.
 MAX_AXIS_ENTRIES = 1 << 24
@@ -94,7 +96,23 @@ class ResizeSemantics:
 
     @property
     def resized_axes(self) -> tuple[int, ...]:
+        """Axes whose weights are not the identity (ORT skips scale-1 axes and whole no-op resizes)."""
+        if self.is_noop:
+            return ()
         return tuple(a.axis for a in self.axes_info if not a.unchanged)
+
+    @property
+    def is_float(self) -> bool:
+        return self.elem_type in FLOAT_TYPES
+
+    @property
+    def label(self) -> str:
+        return f"{self.op_type}-{self.opset}({self.mode}, {self.transform}" + (f", {self.nearest_mode}" if self.nearest_mode else "") + ")"
+
+    @property
+    def qualified_name(self) -> str:
+        """The node's name with its subgraph path, as messages print it."""
+        return f"{self.graph_path}/{self.name}" if self.graph_path else (self.name or "(unnamed)")
 
     @property
     def resolved(self) -> bool:

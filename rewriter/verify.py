@@ -1,33 +1,39 @@
-"""Numeric proof of a rewrite in ONNX Runtime: the original node and its replacement as tiny models.
+"""Numeric proof of rewrites in ONNX Runtime, on top of the weight proofs every step already passed.
 
-Each side is a one-input model with the node's real input shape (symbolic dims pinned) and its
-roi/scales/sizes as the constants the rewrite was derived from, so the cost does not depend on the
-model's weights. Several seeded random inputs are compared.
+``verify_local``: each rewritten node and its replacement as tiny one-input models with the node's real
+input shape (symbolic dims pinned) and its roi/scales/sizes frozen to the values the rewrite was derived
+from, so the cost does not depend on the model's weights; several seeded random inputs are compared.
+``verify_full``: the whole model before and after.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper as oh
 
 from rewriter.emit import Subgraph
-from rewriter.graph import ModelView, Scope, SymVector
-from rewriter.resize import ResizeSemantics
+from rewriter.errors import UsageError, VerificationError
+from rewriter.graph import SymVector
+from rewriter.model_io import load_model
+from rewriter.ort_runtime import relative_error, session
+from rewriter.pipeline import NodeContext
 from rewriter.spelling import single_node_model
 
+if TYPE_CHECKING:
+    from rewriter.fix import FixResult, NodeResult
+
 SEEDS = (0, 1, 2)
-ort.set_default_logger_severity(3)  # e.g. tf_half_pixel_for_nn at opset >= 13 logs a warning per session
-_SYMBOLIC_DIM = 2  # value given to a symbolic (unchanged) dimension in the verification models
 
 
-def concrete_shape(sem: ResizeSemantics) -> tuple[int, ...]:
-    return tuple(d if isinstance(d, int) else _SYMBOLIC_DIM for d in sem.input_shape)
-
-
-def original_node_model(view: ModelView, scope: Scope, node: onnx.NodeProto, sem: ResizeSemantics, opset: int) -> onnx.ModelProto:
+def original_node_model(ctx: NodeContext) -> onnx.ModelProto:
     """The node as it is in the model, its non-data inputs frozen to the values the analysis used."""
+    node, sem = ctx.node, ctx.original
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
     del copy.input[:]
@@ -35,12 +41,12 @@ def original_node_model(view: ModelView, scope: Scope, node: onnx.NodeProto, sem
     del copy.output[:]
     copy.output.append("y")
     tensors = []
-    shape = concrete_shape(sem)
+    shape = ctx.concrete_input_shape
     for k, name in enumerate(node.input[1:], start=1):
         if not name:
             copy.input.append("")
             continue
-        value = view.value(scope, name)
+        value = ctx.view.value(ctx.scope, name)
         if isinstance(value, SymVector):
             value = np.array([d if isinstance(d, int) else shape[i] for i, d in enumerate(value.items)], dtype=np.int64)
         if value is None:
@@ -48,30 +54,22 @@ def original_node_model(view: ModelView, scope: Scope, node: onnx.NodeProto, sem
         const = f"in{k}"
         tensors.append(onnx.numpy_helper.from_array(np.asarray(value), const))
         copy.input.append(const)
-    return single_node_model([copy], tensors, shape, opset, sem.elem_type)
+    return single_node_model([copy], tensors, shape, max(ctx.view.opset, 7), sem.elem_type)
 
 
-def replacement_model(sub: Subgraph, x: str, y: str, sem: ResizeSemantics, opset: int) -> onnx.ModelProto:
-    nodes = [_renamed(n, {x: "x", y: "y"}) for n in sub.nodes]
-    if not nodes:  # identity removal
-        nodes = [oh.make_node("Identity", ["x"], ["y"])]
-    return single_node_model(nodes, list(sub.tensors), concrete_shape(sem), opset, sem.elem_type)
+def replacement_model(ctx: NodeContext, sub: Subgraph) -> onnx.ModelProto:
+    nodes = [_renamed(n, {sub.x: "x", sub.y: "y"}) for n in sub.nodes] or [oh.make_node("Identity", ["x"], ["y"])]
+    return single_node_model(nodes, list(sub.tensors), ctx.concrete_input_shape, ctx.opset, ctx.original.elem_type)
 
 
 def _renamed(node: onnx.NodeProto, mapping: dict[str, str]) -> onnx.NodeProto:
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
-    for field in (copy.input, copy.output):
-        for k, name in enumerate(field):
-            field[k] = mapping.get(name, name)
+    del copy.metadata_props[:]
+    for names in (copy.input, copy.output):
+        for k, name in enumerate(names):
+            names[k] = mapping.get(name, name)
     return copy
-
-
-def _session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def random_input(shape: tuple[int, ...], elem_type: int, seed: int) -> np.ndarray:
@@ -102,21 +100,19 @@ def as_float32(model: onnx.ModelProto, elem_type: int) -> onnx.ModelProto:
 
 
 def max_relative_error(before: onnx.ModelProto, after: onnx.ModelProto, shape: tuple[int, ...], elem_type: int) -> float:
-    """max |a - b| / max(1, max |a|) over the seeded inputs (inf on a shape mismatch)."""
+    """The worst ``relative_error`` over the seeded inputs (inf on a shape mismatch)."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
+
     try:
-        a_sess, b_sess = _session(before), _session(after)
-    except ort.capi.onnxruntime_pybind11_state.NotImplemented:
+        a_sess, b_sess = session(before, optimize=False), session(after, optimize=False)
+    except OrtNotImplemented:
         if elem_type == onnx.TensorProto.FLOAT:
             raise
         return max_relative_error(as_float32(before, elem_type), as_float32(after, elem_type), shape, onnx.TensorProto.FLOAT)
     worst = 0.0
     for seed in SEEDS:
         x = random_input(shape, elem_type, seed)
-        a = a_sess.run(None, {"x": x})[0].astype(np.float64)
-        b = b_sess.run(None, {"x": x})[0].astype(np.float64)
-        if a.shape != b.shape:
-            return float("inf")
-        worst = max(worst, float(np.abs(a - b).max(initial=0.0)) / max(1.0, float(np.abs(a).max(initial=0.0))))
+        worst = max(worst, relative_error(a_sess.run(None, {"x": x})[0], b_sess.run(None, {"x": x})[0]))
     return worst
 
 
@@ -127,3 +123,62 @@ def tolerance_for(elem_type: int, atol: float) -> float:
     if elem_type == onnx.TensorProto.BFLOAT16:
         return max(atol, 1.6e-2)
     return atol
+
+
+def verify_local(contexts: list[NodeContext], emitted: dict[int, Subgraph], results: list[NodeResult], atol: float) -> None:
+    """Each rewritten node against its replacement in ONNX Runtime; records ``max_error`` on the results."""
+    from rewriter.progress import track
+
+    failures = []
+    for ctx, result in track(list(zip(contexts, results)), "verifying rewrites in ONNX Runtime"):
+        sub = emitted.get(id(ctx))
+        if sub is None:
+            continue
+        name = ctx.original.qualified_name
+        try:
+            error = max_relative_error(original_node_model(ctx), replacement_model(ctx, sub), ctx.concrete_input_shape, ctx.original.elem_type)
+        except Exception as e:  # ONNX Runtime refused one of the two tiny models
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise VerificationError(f"verification failed: {name}: ONNX Runtime cannot run the comparison ({first})") from None
+        result.max_error = error
+        if ctx.exact and error > tolerance_for(ctx.original.elem_type, atol):
+            failures.append(f"{name}: {result.became} differs from the original by {error:.3g} (relative)")
+    if failures:
+        raise VerificationError("verification failed: " + " | ".join(failures))
+
+
+def verify_full(
+    original: str | os.PathLike | onnx.ModelProto,
+    result: FixResult,
+    input_shapes: dict[str, tuple[int, ...]] | None,
+    inputs: dict[str, np.ndarray] | None,
+    atol: float,
+    required: bool,
+) -> None:
+    """Run the whole model before and after in ONNX Runtime (random inputs unless ``inputs`` is given)."""
+    before_model = original if isinstance(original, onnx.ModelProto) else load_model(original, load_weights=True)
+    feeds: dict[str, np.ndarray] = {}
+    initializer_names = {t.name for t in before_model.graph.initializer}
+    for vi in before_model.graph.input:
+        if vi.name in initializer_names:
+            continue
+        if inputs is not None and vi.name in inputs:
+            feeds[vi.name] = inputs[vi.name]
+            continue
+        dims = (input_shapes or {}).get(vi.name) or tuple(d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim)
+        if any(d < 0 for d in dims):
+            if required:
+                raise UsageError(f"--verify full: input {vi.name!r} has a dynamic shape: pass --input-shape {vi.name}=... or --inputs data.npz")
+            return
+        feeds[vi.name] = random_input(tuple(dims), vi.type.tensor_type.elem_type, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        after_path = Path(tmp) / "fixed.onnx"
+        result.save(after_path)
+        a = session(before_model).run(None, feeds)
+        b = session(after_path).run(None, feeds)
+    for k, (x, y) in enumerate(zip(a, b)):
+        if np.shape(x) != np.shape(y):
+            raise VerificationError(f"--verify full: output {k} has shape {np.shape(y)} instead of {np.shape(x)}")
+        error = relative_error(x, y)
+        if error > atol and all(n.exact for n in result.nodes):
+            raise VerificationError(f"--verify full: output {k} differs from the original model by {error:.3g} (relative)")

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from rewriter import check
+from rewriter import check, inspect
 from rewriter.errors import NotExactError
 from rewriter.fix import fix_resize
 from tests.conftest import MODELS, record_stats
@@ -40,6 +40,7 @@ def test_fixture_is_exact_or_refused(fixture: str, target: str, tmp_path: Path) 
     io = np.load(MODELS / entry["io"])
     feeds = {name: io[name] for name in entry["inputs"]}
     out = tmp_path / fixture.replace(".onnx", ".fixed.onnx")
+    shapes = None
     try:
         result = fix_resize(MODELS / fixture, target, out)
     except NotExactError as e:
@@ -50,8 +51,11 @@ def test_fixture_is_exact_or_refused(fixture: str, target: str, tmp_path: Path) 
             return
         # Otherwise only dynamic shapes may stop a fixture; with the real input shape it must go through.
         assert "--input-shape" in str(e), str(e)
-        result = fix_resize(MODELS / fixture, target, out, input_shapes={k: v.shape for k, v in feeds.items()})
+        shapes = {k: v.shape for k, v in feeds.items()}
+        result = fix_resize(MODELS / fixture, target, out, input_shapes=shapes)
     assert all(n.exact for n in result.nodes)
+    predicted = [n.plans[target].passes for n in inspect(MODELS / fixture, input_shapes=shapes, targets=(target,)).nodes]
+    assert predicted == [n.passes for n in result.nodes], "inspect predicts the passes fix-resize applies"
     onnx.checker.check_model(str(out), full_check=True)
     before, after = _run(MODELS / fixture, feeds), _run(out, feeds)
     worst = max((_relative(a, b) for a, b in zip(before, after)), default=0.0)

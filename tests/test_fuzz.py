@@ -2,6 +2,9 @@
 sizes, axes, antialias, lengths including 1) through fix-resize for every target. Each run is exact in
 ONNX Runtime (whole model before vs after) or refused cleanly; never a crash or a silent mismatch.
 
+Each run also keeps the promises that make the gate usable: inspect predicts the passes fix-resize applies
+and check passes on fix-resize's output.
+
 Fast profile in CI; the long one:  REWRITER_FUZZ_CASES=10000 REWRITER_FUZZ_SEED=1 python -m pytest tests/test_fuzz.py -n 2
 """
 
@@ -13,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from rewriter import check, inspect
 from rewriter.errors import NotExactError
 from rewriter.fix import fix_resize
 from tests.conftest import record_stats
@@ -41,13 +45,19 @@ def test_fix_resize_is_exact_or_refuses(chunk: int) -> None:
         expected = _run(case.model, x)
         if expected.size == 0:  # a policy/scale that rounds an axis to length 0: rejected as bad input
             continue
+        predicted = inspect(case.model, targets=TARGETS).nodes
         for target in TARGETS:
             try:
                 result = fix_resize(case.model, target)
             except NotExactError as e:
                 assert "\n" not in str(e)
+                assert predicted[0].plans[target].verdict in ("inexact", "unresolved"), f"{case.label} -> {target}: inspect predicted a fix"
                 counts[target]["refused"] += 1
                 continue
+            if predicted[0].plans[target].passes != result.nodes[0].passes:
+                failures.append(f"{case.label} -> {target}: inspect predicted {predicted[0].plans[target].passes}, fix-resize applied {result.nodes[0].passes}")
+            if not check(result.model, target).ok:
+                failures.append(f"{case.label} -> {target}: check fails on fix-resize's output")
             actual = _run(result.model, x)
             if actual.shape != expected.shape:
                 failures.append(f"{case.label} -> {target}: shape {actual.shape} vs {expected.shape}")

@@ -62,10 +62,10 @@ def test_legacy_upgrade_keeps_asymmetric_semantics(op_type: str, opset: int, mod
     model = build_resize_model((1, 2, 5, 8), opset, {"mode": mode}, scales=scales, op_type=op_type)
     ctx = context(model)
     assert LegacyUpgrade().check(ctx) is None
-    LegacyUpgrade().rewrite(ctx)
-    assert all(s.transform == "asymmetric" for s in ctx.chain)
+    state = LegacyUpgrade().rewrite(ctx)
+    assert all(s.transform == "asymmetric" for s in state.spellings)
     if mode == "nearest" and opset == 10:
-        assert [s.nearest_mode for s in ctx.chain] == ["floor", "ceil"]
+        assert [s.nearest_mode for s in state.spellings] == ["floor", "ceil"]
     fixed = fix_resize(model, "onnx").model
     assert ops(fixed).count("Resize") >= 1 and "Upsample" not in ops(fixed)
     assert fixed.opset_import[0].version >= 11
@@ -160,8 +160,8 @@ def test_canonicalize_spellings(attrs: dict, sizes: list[int], expected: str) ->
     model = build_resize_model((1, 1, 4, 5), 11, attrs, sizes=sizes)
     ctx = context(model)
     assert Canonicalize().check(ctx) is None
-    Canonicalize().rewrite(ctx)
-    assert [s.transform for s in ctx.chain] == [expected]
+    state = Canonicalize().rewrite(ctx)
+    assert [s.transform for s in state.spellings] == [expected]
     fixed = fix_resize(model, "onnx").model
     assert_same(model, fixed, (1, 1, 4, 5))
 
@@ -170,15 +170,15 @@ def test_canonicalize_integer_nearest_to_the_coreml_spelling() -> None:
     """Integer-factor nearest is plain repetition in many spellings; Core ML's is asymmetric + floor."""
     model = build_resize_model((1, 1, 4, 5), 13, {"mode": "nearest", "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_floor"}, sizes=[1, 1, 8, 15])
     ctx = context(model, target="coreml")
-    Canonicalize().rewrite(ctx)
-    assert [(s.transform, s.nearest_mode) for s in ctx.chain] == [("asymmetric", "floor")]
+    state = Canonicalize().rewrite(ctx)
+    assert [(s.transform, s.nearest_mode) for s in state.spellings] == [("asymmetric", "floor")]
 
 
 def test_canonicalize_tf_half_pixel_for_nn_is_round_prefer_ceil() -> None:
     model = build_resize_model((1, 1, 4, 5), 13, {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn", "nearest_mode": "floor"}, sizes=[1, 1, 7, 9])
     ctx = context(model)
-    Canonicalize().rewrite(ctx)
-    assert (ctx.chain[0].transform, ctx.chain[0].nearest_mode) == ("half_pixel", "round_prefer_ceil")
+    state = Canonicalize().rewrite(ctx)
+    assert (state.spellings[0].transform, state.spellings[0].nearest_mode) == ("half_pixel", "round_prefer_ceil")
 
 
 def test_canonicalize_splits_axes_needing_different_transforms() -> None:
@@ -197,7 +197,7 @@ def test_canonicalize_removes_identity() -> None:
 
 def test_canonicalize_keeps_canonical_nodes() -> None:
     ctx = context(build_resize_model((1, 1, 4, 4), 13, {"mode": "linear"}, sizes=[1, 1, 8, 8]))
-    assert Canonicalize().check(ctx) == "already canonical"
+    assert Canonicalize().check(ctx) == "the target runs the node as it is"
 
 
 # ------------------------------------------------------------------ ConvTranspose lowering

@@ -1319,15 +1319,13 @@ def _batchnorm(t: _Translator, node) -> None:
 
 
 def _resize(t: _Translator, node) -> None:
-    from rewriter.analysis import matching_primitives, resized_axes
-    from rewriter.targets import caffe_primitives
+    from rewriter.targets import make_target
 
     sem = t.resize_sems.get(node.output[0])
     if sem is None or t.flavor == "bvlc":
         raise _Problem("BVLC Caffe has no resize layer (fix-resize should have lowered it)")
-    prims = matching_primitives(sem, caffe_primitives(t.flavor))
-    axes = resized_axes(sem)
-    if not prims or not axes:
+    axes = sem.resized_axes
+    if make_target("caffe", {"flavor": t.flavor}).runs_as(sem) is None or not axes:
         raise _Problem(f"no {t.flavor} layer samples like this node")
     x = t.data(node.input[0])
     shape = t.net.shapes[x]

@@ -28,7 +28,7 @@ import onnx
 from rewriter.errors import NotExactError, RewriterError, UnsupportedOpError, UsageError, VerificationError
 from rewriter.fix import FixResult
 from rewriter.graph import ModelView
-from rewriter.targets import IOS_VERSIONS
+from rewriter.targets.coreml import IOS_VERSIONS
 
 FORMATS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
 PRECISIONS = ("float32", "float16")

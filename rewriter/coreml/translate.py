@@ -4,7 +4,7 @@ Static shapes throughout: every graph input has a concrete shape, Shape-derived 
 constant subgraphs are folded to numpy constants first (``ModelView.value``), and every attribute or
 input that Core ML needs as a compile-time constant (Reshape shape, Slice bounds, pads, axes...) is read
 as one. Resize nodes are mapped by the semantics core: the Core ML primitive whose documented grid equals
-the node's ORT weights for its actual lengths (``rewriter.analysis.matching_primitives``).
+the node's ORT weights for its actual lengths (``rewriter.targets.coreml``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from rewriter.analysis import matching_primitives, resized_axes
 from rewriter.errors import NotExactError, UnsupportedOpError, UsageError
 from rewriter.graph import ModelView, Scope, fresh_name
 from rewriter.resize import ResizeSemantics, describe_node
-from rewriter.targets import Primitive, coreml_primitives
+from rewriter.targets import make_target
 
 # Primitive name (rewriter.targets) -> how it is spelled in MIL.
 _BILINEAR_ALIGN = {
@@ -903,12 +902,12 @@ class Translator:
         x = self.var(node.input[0])
         if not sem.resolved:
             raise NotExactError(f"{label}: Resize not static after fix-resize ({'; '.join(sem.problems)})")
-        axes = resized_axes(sem)
+        axes = sem.resized_axes
         if not axes:
             self.plans.append(ResizePlan(label, node.output[0], "identity", "identity", {}, sem))
             return self.mb.identity(x=x, name=self.out_name(node))
-        prims = coreml_primitives(self.deployment_target, self.model_format)
-        candidates = [p for p in matching_primitives(sem, prims) if self._spatial_identity_ok(sem, p)]
+        target = make_target("coreml", {"deployment_target": self.deployment_target, "model_format": self.model_format})
+        candidates = [p for p in target.primitives() if p.runs(sem)]
         usable = [p for p in candidates if p.name == _NEAREST or p.name in _BILINEAR_ALIGN or p.name in _RESIZE_BILINEAR_MODES]
         if sem.rank < 3 or not usable:
             raise NotExactError(f"{label}: no Core ML {self.deployment_target} {self.model_format} op samples like this Resize ({sem.mode}/{sem.transform}); fix-resize should have lowered it")
@@ -952,17 +951,6 @@ class Translator:
             op = "resize_bilinear"
         self.plans.append(ResizePlan(label, name, prim.name, op, params, sem))
         return y
-
-    @staticmethod
-    def _spatial_identity_ok(sem: ResizeSemantics, prim: Primitive) -> bool:
-        """The primitive acts on both trailing axes: an axis the node leaves alone must come out unchanged."""
-        for info in sem.axes_info[-2:]:
-            if info.axis in resized_axes(sem):
-                continue
-            w = prim.weights(int(info.n), int(info.m))  # type: ignore[arg-type]
-            if w is None or not w.is_identity():
-                return False
-        return True
 
 
 __all__ = ["ResizePlan", "Translation", "Translator", "scale_for_size"]

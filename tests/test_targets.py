@@ -1,0 +1,65 @@
+"""Targets: one module each behind the registry, owning every decision about the target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rewriter.errors import UsageError
+from rewriter.graph import ModelView
+from rewriter.resize import describe_node, find_resizes
+from rewriter.targets import TARGET_NAMES, make_target, target_class
+from tests.resize_cases import build_resize_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sem(model):
+    view = ModelView.build(model)
+    scope, node = find_resizes(view)[0]
+    return describe_node(view, scope, node)
+
+
+@pytest.mark.parametrize("name", TARGET_NAMES)
+def test_every_target_says_where_its_rules_come_from(name: str) -> None:
+    module = __import__(target_class(name).__module__, fromlist=["_"])
+    assert module.__doc__ and "come from" in module.__doc__
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("coreml", {"deployment_target": "iOS12"}, "--deployment-target"),
+        ("coreml", {"deployment_target": "iOS14", "model_format": "mlprogram"}, "iOS15 or later"),
+        ("coreml", {"deployment_target": "iOS16", "model_format": "neuralnetwork"}, "iOS13/iOS14"),
+        ("caffe", {"flavor": "nnie"}, "--flavor"),
+        ("tflite-nope", {}, "--target"),
+    ],
+)
+def test_options_are_validated_by_the_target(name: str, options: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        make_target(name, options)
+
+
+def test_coreml_format_follows_the_deployment_target() -> None:
+    assert make_target("coreml", {"deployment_target": "iOS14"}).model_format == "neuralnetwork"
+    assert make_target("coreml", {"deployment_target": "iOS17"}).model_format == "mlprogram"
+
+
+def test_native_op_is_chosen_by_weights() -> None:
+    align = _sem(build_resize_model((1, 2, 5, 7), 13, {"mode": "linear", "coordinate_transformation_mode": "align_corners"}, sizes=[1, 2, 9, 13]))
+    coreml = make_target("coreml")
+    assert coreml.accepts(align) is None
+    assert coreml.runs_as(align).attr("align_corners") is True
+    interp = make_target("caffe", {"flavor": "interp"})
+    assert interp.accepts(align) is None and interp.runs_as(align).op == "Interp"
+    assert make_target("caffe").accepts(align) == "BVLC Caffe has no Resize layer"
+
+
+def test_lowering_preferences_are_the_targets() -> None:
+    sem = _sem(build_resize_model((1, 2, 4, 5), 13, {"mode": "nearest"}, sizes=[1, 2, 8, 10]))
+    assert make_target("caffe").excluded_lowerings(sem, "auto") == {"gather": "BVLC Caffe has no Gather layer"}
+    assert "conv_transpose" in make_target("onnx").excluded_lowerings(sem, "auto")  # small maps: MatMul is faster
+    assert set(make_target("onnx").excluded_lowerings(sem, "matmul")) == {"conv_transpose", "gather"}
+    assert make_target("caffe").edge_replication == "slices" and not make_target("caffe").separable_deconv
