@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from rewriter.errors import UsageError
+from rewriter.exporting.onnx_readers import attributes
 from rewriter.graph import default_opset, evaluate_node
 
 _NO_FOLD = {
@@ -159,7 +160,7 @@ def _evaluate(
 ) -> list[np.ndarray] | None:
     if node.op_type == "Shape":
         dims = np.array(shapes[node.input[0]], dtype=np.int64)
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         start, end = attrs.get("start", 0), attrs.get("end", None)
         return [dims[start:end]]
     if node.op_type == "Size":

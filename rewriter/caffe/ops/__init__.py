@@ -1,0 +1,22 @@
+"""The Caffe translations of ONNX ops, one module per op family; importing this package fills ``CAFFE_OPS``.
+
+A handler ``(t: Translator, node)`` adds the node's layers to ``t.net`` and records its outputs with
+``t.set`` / ``t.alias``; it refuses a node by raising ``Problem`` with a one-line reason.
+"""
+
+from rewriter.exporting.registry import OpRegistry
+
+CAFFE_OPS = OpRegistry("Caffe")
+
+# Each module registers its handlers on import.
+from rewriter.caffe.ops import (  # noqa: E402
+    activations,
+    conv,
+    elementwise,
+    linear,
+    normalization,
+    resize,
+    shapes,
+)
+
+__all__ = ["CAFFE_OPS", "activations", "conv", "elementwise", "linear", "normalization", "resize", "shapes"]
