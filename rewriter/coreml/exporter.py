@@ -16,8 +16,6 @@ import io
 import logging
 import os
 import platform
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,11 @@ from typing import Any
 import numpy as np
 import onnx
 
+from rewriter.atomic import Staging
 from rewriter.errors import NotExactError, RewriterError, UnsupportedOpError, UsageError, VerificationError
 from rewriter.fix import FixResult
 from rewriter.graph import ModelView
+from rewriter.ort_runtime import relative_error, session
 from rewriter.targets import IOS_VERSIONS
 
 FORMATS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
@@ -224,11 +224,12 @@ def export_coreml(
     # 3. ONNX -> MIL.
     from coremltools.converters.mil.mil import Program
 
-    from rewriter.coreml.translate import Translator
+    from rewriter.coreml.ops import COREML_OPS
+    from rewriter.coreml.translator import Translator
 
     ios = int(deployment_target.removeprefix("iOS"))
     opset_version = getattr(ct.target, f"iOS{ios}") if model_format == "mlprogram" else getattr(ct.target, f"iOS{min(ios, 14)}")
-    translator = Translator(fixed_view, shapes, deployment_target, model_format, opset_version)
+    translator = Translator(fixed_view, COREML_OPS, shapes, deployment_target, model_format, opset_version)
     try:
         with _quiet():
             translation = translator.translate()
@@ -272,9 +273,8 @@ def export_coreml(
     mlmodel.user_defined_metadata[METADATA_TARGET] = deployment_target
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-    try:
-        staged = tmp_dir / output.name
+    with Staging() as stage:
+        staged = stage.slot(output)
         with _quiet(messages):
             mlmodel.save(str(staged))
         export = CoreMLExport(path=output, fix=fix, resize_ops=[], model_format=model_format, deployment_target=deployment_target,
@@ -293,9 +293,7 @@ def export_coreml(
         if verify:
             _verify(export, model, proto, base_dir, ref, staged, shapes, inputs, compute_precision)
 
-        _move_into_place(staged, output)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        stage.commit()
     return export
 
 
@@ -380,18 +378,14 @@ def _random_feeds(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) ->
 
 def _verify(export: CoreMLExport, original: Any, proto: onnx.ModelProto, base_dir: str | None, ref, staged: Path,
             shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray] | None, compute_precision: str) -> None:
-    import onnxruntime as ort
-
     from rewriter.model_io import load_model
 
     full = load_model(original, load_weights=True) if not isinstance(original, onnx.ModelProto) else proto
     feeds = {k: np.asarray(v, dtype=np.float32) for k, v in (inputs or {}).items()}
     for k, v in _random_feeds(proto, shapes).items():
         feeds.setdefault(k, v)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(full.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    onnx_out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    ort_session = session(full)
+    onnx_out = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
     rtol = VERIFY_RTOL_FP16 if compute_precision == "float16" else VERIFY_RTOL
     coreml_feeds = {export.input_names[k]: v for k, v in feeds.items() if k in export.input_names}
 
@@ -415,34 +409,11 @@ def _verify(export: CoreMLExport, original: Any, proto: onnx.ModelProto, base_di
             b = np.asarray(out[coreml_name], dtype=np.float64)
             if a.shape != b.shape:
                 raise VerificationError(f"verify ({who}): output {onnx_name!r} has shape {b.shape} in Core ML, {a.shape} in ONNX Runtime")
-            error = float(np.abs(a - b).max(initial=0.0)) / max(1.0, float(np.abs(a).max(initial=0.0)))
+            error = relative_error(a, b)
             worst = max(worst, error)
             if not error <= rtol:
                 raise VerificationError(f"verify ({who}): output {onnx_name!r} differs from ONNX Runtime by {error:.3g} (relative, limit {rtol:g})")
     export.max_error = worst
-
-
-def _move_into_place(staged: Path, output: Path) -> None:
-    """Rename the finished file/package over ``output`` (a package directory is swapped, then the old one removed)."""
-    if staged.is_dir():
-        backup = None
-        if output.exists() or output.is_symlink():
-            if not output.is_dir():
-                raise UsageError(f"output {str(output)!r} exists and is not an .mlpackage directory")
-            backup = output.with_name(f".{output.name}.{os.getpid()}.old")
-            os.replace(output, backup)
-        try:
-            os.replace(staged, output)
-        except BaseException:
-            if backup is not None:
-                os.replace(backup, output)
-            raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    else:
-        if output.is_dir():
-            raise UsageError(f"output {str(output)!r} is a directory")
-        os.replace(staged, output)
 
 
 __all__ = ["FORMATS", "CoreMLExport", "export_coreml"]

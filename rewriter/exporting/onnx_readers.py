@@ -28,6 +28,11 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
     return out
 
 
+def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """One attribute of the node (decoded like ``attributes``), or ``default``."""
+    return attributes(node).get(name, default)
+
+
 def has_input(node: onnx.NodeProto, k: int) -> bool:
     """Whether optional input ``k`` is given (present and not the empty name)."""
     return len(node.input) > k and bool(node.input[k])
@@ -114,6 +119,18 @@ def clip_bounds(node: onnx.NodeProto, opset: int, const: ConstInput) -> tuple[fl
     return lo, hi
 
 
+# --------------------------------------------------------------------------------------- Reduce*
+
+
+def reduce_axes(node: onnx.NodeProto, opset: int, const: ConstInput) -> list[int] | None:
+    """The axes of a Reduce* node as given (None when absent): an attribute until opset 18 (13 for
+    ReduceSum), an optional input from then on."""
+    if opset >= 18 or (node.op_type == "ReduceSum" and opset >= 13):
+        return _ints(const(1, "axes")) if has_input(node, 1) else None
+    axes = attributes(node).get("axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
 # --------------------------------------------------------------------------------------- Conv / pooling pads
 
 
@@ -168,11 +185,13 @@ __all__ = [
     "ConvPadding",
     "Padding",
     "SliceAxis",
+    "attribute",
     "attributes",
     "clip_bounds",
     "conv_padding",
     "has_input",
     "padding",
+    "reduce_axes",
     "slice_axes",
     "softmax_axis",
 ]

@@ -17,7 +17,7 @@ from rewriter.caffe.net import F32, fill, shape_msg
 from rewriter.caffe.ops import CAFFE_OPS
 from rewriter.caffe.reference import forward_layer, pooled_size
 from rewriter.caffe.translator import Problem, Translator
-from rewriter.exporting.onnx_readers import attributes, conv_padding
+from rewriter.exporting.onnx_readers import attributes, conv_padding, reduce_axes
 from rewriter.ort_runtime import session
 
 
@@ -235,11 +235,8 @@ def global_pool(t: Translator, node: onnx.NodeProto) -> None:
 
 @CAFFE_OPS.register("ReduceMean", "ReduceMax", becomes="Pooling (global_pooling; a reduction over H and W only)")
 def reduce(t: Translator, node: onnx.NodeProto) -> None:
-    a = attributes(node)
     rank = len(t.shape(node.input[0]))
-    axes = a.get("axes")
-    if axes is None and len(node.input) > 1 and node.input[1]:
-        axes = [int(v) for v in t.const(node.input[1]).ravel()]
+    axes = reduce_axes(node, t.g.opset, t.const_input(node))
     axes = sorted(ax + rank if ax < 0 else ax for ax in (axes or []))
     if rank != 4 or axes != [2, 3]:
         raise Problem("only a reduction over H and W of an N x C x H x W tensor (global pooling) maps to Caffe")
