@@ -3,5 +3,6 @@ schema subset it writes (``rewriter.caffe.proto``) and a numpy reference evaluat
 (``rewriter.caffe.reference``)."""
 
 from rewriter.caffe.exporter import BORDERS, FLAVORS, CaffeExport, export_caffe, measure_error
+from rewriter.caffe.ops import supported_ops_markdown
 
-__all__ = ["BORDERS", "FLAVORS", "CaffeExport", "export_caffe", "measure_error"]
+__all__ = ["BORDERS", "FLAVORS", "CaffeExport", "export_caffe", "measure_error", "supported_ops_markdown"]

@@ -19,4 +19,20 @@ from rewriter.caffe.ops import (  # noqa: E402
     shapes,
 )
 
-__all__ = ["CAFFE_OPS", "activations", "conv", "elementwise", "linear", "normalization", "resize", "shapes"]
+
+def supported_ops_markdown() -> str:
+    """The README table of supported ops."""
+    return CAFFE_OPS.markdown("Caffe layers")
+
+
+__all__ = [
+    "CAFFE_OPS",
+    "activations",
+    "conv",
+    "elementwise",
+    "linear",
+    "normalization",
+    "resize",
+    "shapes",
+    "supported_ops_markdown",
+]
