@@ -72,7 +72,6 @@ class Translator:
         # ONNX Slices of one tensor along one axis share one Slice layer (planned by the Slice handler)
         self.slice_groups: dict[str, list] | None = None
         self.slice_done: dict[str, str] = {}
-        self._reserved = reserved
         self.node: onnx.NodeProto | None = None
 
     # ---------------------------------------------------------------- values
@@ -94,7 +93,8 @@ class Translator:
         """``node``'s constant inputs for the ONNX readers (a computed one is refused)."""
         return lambda k, what: self.const(node.input[k])
 
-    def opt_const(self, node, k: int):
+    def opt_const(self, node: onnx.NodeProto, k: int) -> np.ndarray | None:
+        """The constant optional input ``k`` of ``node``, None when it is not given."""
         return self.const(node.input[k]) if len(node.input) > k and node.input[k] else None
 
     def val(self, name: str) -> Value:
@@ -210,20 +210,6 @@ class Translator:
         )
         (out,) = self.net.add("Concat", [blob, zeros], 1, self.lname(f"zero_pad{axis}"), {"axis": axis})
         return out
-
-    @staticmethod
-    def geometry(params: dict, key: str, values: list[int], default: int, nsp: int) -> None:
-        """pad / kernel / stride / dilation fields: one value when equal, *_h/*_w for 2-D, else repeated."""
-        if all(v == default for v in values) and key != "kernel":
-            return
-        field = "kernel_size" if key == "kernel" else key
-        if len(set(values)) == 1:
-            params[field] = [int(values[0])]
-        elif nsp == 2 and key != "dilation":
-            params[f"{key}_h"] = int(values[0])
-            params[f"{key}_w"] = int(values[1])
-        else:
-            params[field] = [int(v) for v in values]
 
     # ---------------------------------------------------------------- driver
 

@@ -44,7 +44,9 @@ class OpRegistry:
         self.target = target
         self._ops: dict[str, OpTranslator] = {}
 
-    def register(self, *op_types: str, becomes: str, precondition: Precondition | None = None) -> Callable[[Handler], Handler]:
+    def register(
+        self, *op_types: str, becomes: str, precondition: Precondition | None = None
+    ) -> Callable[[Handler], Handler]:
         """Decorator: ``handler`` translates every op in ``op_types``; registering an op twice is an error."""
         if not op_types:
             raise ValueError("register() needs at least one ONNX op type")

@@ -9,15 +9,7 @@ from rewriter.exporting.registry import OpRegistry
 CAFFE_OPS = OpRegistry("Caffe")
 
 # Each module registers its handlers on import.
-from rewriter.caffe.ops import (  # noqa: E402
-    activations,
-    conv,
-    elementwise,
-    linear,
-    normalization,
-    resize,
-    shapes,
-)
+from rewriter.caffe.ops import activations, conv, elementwise, linear, normalization, resize, shapes  # noqa: E402,F401
 
 
 def supported_ops_markdown() -> str:
@@ -25,14 +17,4 @@ def supported_ops_markdown() -> str:
     return CAFFE_OPS.markdown("Caffe layers")
 
 
-__all__ = [
-    "CAFFE_OPS",
-    "activations",
-    "conv",
-    "elementwise",
-    "linear",
-    "normalization",
-    "resize",
-    "shapes",
-    "supported_ops_markdown",
-]
+__all__ = ["CAFFE_OPS", "supported_ops_markdown"]

@@ -9,6 +9,8 @@ Caffe's average-pooling divisor differs from ONNX Runtime's (measured on ones) a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 
@@ -35,10 +37,40 @@ def geometry(params: dict, key: str, values: list[int], default: int, nsp: int) 
         params[field] = [int(v) for v in values]
 
 
-@CAFFE_OPS.register(
-    "Conv", becomes="Convolution (asymmetric pads: zero DummyData + Concat, or a Slice of the extra rows)"
-)
-def conv(t: Translator, node: onnx.NodeProto) -> None:
+@dataclass
+class _ConvOperands:
+    """A Conv / ConvTranspose node's input blob (ONNX layout), constant weights and geometry attributes."""
+
+    x: str
+    w: np.ndarray
+    bias: np.ndarray | None
+    spatial: tuple[int, ...]
+    kernel: list[int]
+    strides: list[int]
+    dilations: list[int]
+    group: int
+
+    @property
+    def nsp(self) -> int:
+        return len(self.spatial)
+
+    def layer(self, num_output: int, pads: list[int]) -> tuple[dict, list[np.ndarray]]:
+        """Convolution / Deconvolution parameters with symmetric ``pads`` (one per spatial axis), and blobs."""
+        nsp = self.nsp
+        params: dict = {"num_output": num_output, "bias_term": self.bias is not None}
+        geometry(params, "pad", pads, 0, nsp)
+        geometry(params, "kernel", self.kernel, 0, nsp)
+        geometry(params, "stride", self.strides, 1, nsp)
+        geometry(params, "dilation", self.dilations, 1, nsp)
+        if self.group != 1:
+            params["group"] = self.group
+        if nsp != 2:
+            params["engine"] = "CAFFE"  # cuDNN convolution is 2-D only
+        blobs = [self.w] + ([np.asarray(self.bias, dtype=F32).reshape(-1)] if self.bias is not None else [])
+        return params, blobs
+
+
+def _conv_operands(t: Translator, node: onnx.NodeProto) -> _ConvOperands:
     a = attributes(node)
     x = t.data(node.input[0])
     w = np.asarray(t.const(node.input[1]), dtype=F32)
@@ -47,10 +79,24 @@ def conv(t: Translator, node: onnx.NodeProto) -> None:
     spatial = t.net.shapes[x][2:]
     if nsp < 1 or len(spatial) != nsp:
         raise Problem("needs an N x C x spatial input")
-    kernel = list(w.shape[2:])
-    strides = list(a.get("strides", [1] * nsp))
-    dil = list(a.get("dilations", [1] * nsp))
-    group = int(a.get("group", 1))
+    return _ConvOperands(
+        x,
+        w,
+        bias,
+        tuple(spatial),
+        list(w.shape[2:]),
+        list(a.get("strides", [1] * nsp)),
+        list(a.get("dilations", [1] * nsp)),
+        int(a.get("group", 1)),
+    )
+
+
+@CAFFE_OPS.register(
+    "Conv", becomes="Convolution (asymmetric pads: zero DummyData + Concat, or a Slice of the extra rows)"
+)
+def conv(t: Translator, node: onnx.NodeProto) -> None:
+    c = _conv_operands(t, node)
+    x, nsp, spatial, kernel, strides, dil = c.x, c.nsp, c.spatial, c.kernel, c.strides, c.dilations
     pads = conv_padding(node, nsp).explicit(spatial, kernel, strides, dil)
     onnx_out = t.shape(node.output[0])[2:]
     for i in range(nsp):
@@ -58,16 +104,7 @@ def conv(t: Translator, node: onnx.NodeProto) -> None:
         caffe = (spatial[i] + 2 * pads[i] - ext) // strides[i] + 1
         if caffe < onnx_out[i]:  # a larger end pad than begin pad that Caffe's symmetric pad cannot give
             x = t.zero_extend(x, 2 + i, pads[nsp + i] - pads[i])
-    params: dict = {"num_output": int(w.shape[0]), "bias_term": bias is not None}
-    geometry(params, "pad", pads[:nsp], 0, nsp)
-    geometry(params, "kernel", kernel, 0, nsp)
-    geometry(params, "stride", strides, 1, nsp)
-    geometry(params, "dilation", dil, 1, nsp)
-    if group != 1:
-        params["group"] = group
-    if nsp != 2:
-        params["engine"] = "CAFFE"  # cuDNN convolution is 2-D only
-    blobs = [w] + ([np.asarray(bias, dtype=F32).reshape(-1)] if bias is not None else [])
+    params, blobs = c.layer(int(c.w.shape[0]), pads[:nsp])
     xs = t.net.shapes[x][2:]
     caffe_out = [(xs[i] + 2 * pads[i] - (dil[i] * (kernel[i] - 1) + 1)) // strides[i] + 1 for i in range(nsp)]
     crops = [i for i in range(nsp) if caffe_out[i] > onnx_out[i]]  # a begin pad larger than the end pad
@@ -86,20 +123,11 @@ def conv(t: Translator, node: onnx.NodeProto) -> None:
 
 @CAFFE_OPS.register("ConvTranspose", becomes="Deconvolution (pad = the smaller pad, a Slice for the rest)")
 def conv_transpose(t: Translator, node: onnx.NodeProto) -> None:
+    c = _conv_operands(t, node)
+    nsp = c.nsp
     a = attributes(node)
-    x = t.data(node.input[0])
-    w = np.asarray(t.const(node.input[1]), dtype=F32)
-    bias = t.opt_const(node, 2)
-    nsp = w.ndim - 2
-    spatial = t.net.shapes[x][2:]
-    if nsp < 1 or len(spatial) != nsp:
-        raise Problem("needs an N x C x spatial input")
     if "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", ""):
         raise Problem("output_shape / SAME auto_pad: give explicit pads")
-    kernel = list(w.shape[2:])
-    strides = list(a.get("strides", [1] * nsp))
-    dil = list(a.get("dilations", [1] * nsp))
-    group = int(a.get("group", 1))
     pads = conv_padding(node, nsp).pads
     out_pad = list(a.get("output_padding", [0] * nsp))
     begin = pads[:nsp]
@@ -107,21 +135,12 @@ def conv_transpose(t: Translator, node: onnx.NodeProto) -> None:
     if any(e < 0 for e in end):
         raise Problem("output_padding beyond the end pad adds rows only the bias reaches")
     caffe_pad = [min(b, e) for b, e in zip(begin, end)]
-    params: dict = {"num_output": int(w.shape[1] * group), "bias_term": bias is not None}
-    geometry(params, "pad", caffe_pad, 0, nsp)
-    geometry(params, "kernel", kernel, 0, nsp)
-    geometry(params, "stride", strides, 1, nsp)
-    geometry(params, "dilation", dil, 1, nsp)
-    if group != 1:
-        params["group"] = group
-    if nsp != 2:
-        params["engine"] = "CAFFE"
-    blobs = [w] + ([np.asarray(bias, dtype=F32).reshape(-1)] if bias is not None else [])
+    params, blobs = c.layer(int(c.w.shape[1] * c.group), caffe_pad)
     frozen = (node.name or node.output[0]) in t.frozen_nodes
     needs_crop = [i for i in range(nsp) if begin[i] != end[i]]
     (top,) = t.net.add(
         "Deconvolution",
-        [x],
+        [c.x],
         [node.output[0]] if not needs_crop else 1,
         t.lname() if not needs_crop else t.lname("deconv"),
         params,

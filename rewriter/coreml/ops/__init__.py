@@ -24,24 +24,6 @@ class NodeContext:
 
 
 # Each module registers its handlers on import.
-from rewriter.coreml.ops import (  # noqa: E402
-    activations,
-    conv,
-    elementwise,
-    linear,
-    normalization,
-    resize,
-    shapes,
-)
+from rewriter.coreml.ops import activations, conv, elementwise, linear, normalization, resize, shapes  # noqa: E402,F401
 
-__all__ = [
-    "COREML_OPS",
-    "NodeContext",
-    "activations",
-    "conv",
-    "elementwise",
-    "linear",
-    "normalization",
-    "resize",
-    "shapes",
-]
+__all__ = ["COREML_OPS", "NodeContext"]

@@ -16,7 +16,12 @@ from rewriter.coreml.translator import Translator
 from rewriter.errors import UnsupportedOpError
 from rewriter.exporting.onnx_readers import attribute, padding, slice_axes
 
-_MIL_DTYPES = {np.dtype(np.float32): "fp32", np.dtype(np.float16): "fp16", np.dtype(np.int32): "int32", np.dtype(bool): "bool"}
+_MIL_DTYPES = {
+    np.dtype(np.float32): "fp32",
+    np.dtype(np.float16): "fp16",
+    np.dtype(np.int32): "int32",
+    np.dtype(bool): "bool",
+}
 
 
 def _reshape(t: Translator, node: onnx.NodeProto, shape: list[int]):
@@ -128,6 +133,15 @@ def split(t: Translator, node: onnx.NodeProto):
     return outs
 
 
+def _gather_each(t: Translator, node: onnx.NodeProto, x, tables: list[tuple[int, np.ndarray]], hint: str):
+    """Gather ``x`` along each (axis, index table) in turn; the last gather is named for the node's output."""
+    for k, (axis, idx) in enumerate(tables):
+        last = k == len(tables) - 1
+        name = t.out_name(node) if last else t.tmp_name(node, f"{hint}{axis}")
+        x = t.mb.gather(x=x, indices=idx.astype(np.int32), axis=axis, name=name)
+    return x
+
+
 @COREML_OPS.register("Slice", becomes="slice_by_index (gather for negative steps); static starts/ends/axes/steps")
 def slice_(t: Translator, node: onnx.NodeProto):
     xs = t.shape(node.input[0])
@@ -146,11 +160,7 @@ def slice_(t: Translator, node: onnx.NodeProto):
         return t.mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, name=t.out_name(node))
     if begin != [0] * rank or end != list(xs) or stride != [1] * rank:
         x = t.mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, name=t.tmp_name(node, "slice"))
-    for k, (a, idx) in enumerate(gathers):
-        last = k == len(gathers) - 1
-        name = t.out_name(node) if last else t.tmp_name(node, f"rev{a}")
-        x = t.mb.gather(x=x, indices=idx.astype(np.int32), axis=a, name=name)
-    return x
+    return _gather_each(t, node, x, gathers, "rev")
 
 
 @COREML_OPS.register("Gather", becomes="gather")
@@ -217,7 +227,8 @@ def pad(t: Translator, node: onnx.NodeProto):
             kw["constant_val"] = t.np_dtype(x).type(value)
         return t.mb.pad(**kw)
     # Edge / reflect padding Core ML's pad cannot express: gather of a constant index table per axis.
-    for k, a in enumerate(padded_axes):
+    tables = []
+    for a in padded_axes:
         n = xs[a]
         pos = np.arange(-before[a], n + after[a])
         if mode == "edge":
@@ -226,10 +237,8 @@ def pad(t: Translator, node: onnx.NodeProto):
             period = 2 * (n - 1) if n > 1 else 1
             r = np.mod(pos, period)
             idx = np.where(r < n, r, period - r)
-        last = k == len(padded_axes) - 1
-        name = t.out_name(node) if last else t.tmp_name(node, f"pad{a}")
-        x = t.mb.gather(x=x, indices=idx.astype(np.int32), axis=a, name=name)
-    return x
+        tables.append((a, idx))
+    return _gather_each(t, node, x, tables, "pad")
 
 
 @COREML_OPS.register("Identity", becomes="(aliased; identity when it names a graph output)")
