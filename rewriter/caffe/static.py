@@ -21,6 +21,7 @@ from onnx import numpy_helper
 from rewriter.errors import UsageError
 from rewriter.exporting.onnx_readers import attributes
 from rewriter.graph import default_opset, evaluate_node
+from rewriter.ort_runtime import session
 
 _NO_FOLD = {
     "If",
@@ -231,8 +232,6 @@ def _infer_types(model, pinned, consts, opset, nodes) -> dict[str, int]:
 
 def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict[str, tuple[int, ...]]:
     """Shapes inference could not give: one ONNX Runtime run of the remaining graph on zeros."""
-    import onnxruntime as ort
-
     graph = model.graph
     inits = [numpy_helper.from_array(v, n) for n, v in consts.items() if any(n in node.input for node in nodes)]
     inputs = []
@@ -246,11 +245,7 @@ def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict
     g = onnx.helper.make_graph(nodes, "shapes", inputs, outputs, inits)
     m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
     try:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        results = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
-            wanted, feeds
-        )
+        results = session(m).run(wanted, feeds)
     except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
         return {}
     return {n: tuple(np.asarray(r).shape) for n, r in zip(wanted, results)}
