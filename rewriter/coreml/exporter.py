@@ -2,11 +2,12 @@
 
 Pipeline: op coverage check (before any work) -> ``fix_resize(..., "coreml")`` (every Resize left equals a
 Core ML primitive for its shapes; the rest is lowered exactly) -> MIL program built with coremltools' MIL
-builder (``rewriter.coreml.translate``) -> ``ct.convert(program)`` -> saved into a temporary directory
-beside the output -> the SAVED file is read back and every resize op in it is checked against the ONNX
-node's weights with the documented Core ML grids (``rewriter.coreml.reference``), so no coremltools
-backend rewrite (fractional nearest turned into align-corners bilinear, 1e-4 integer snapping, default
-align_corners) can change a result silently -> optional numeric verification -> atomic rename.
+builder (``rewriter.coreml.translator`` running the handlers of ``rewriter.coreml.ops``) ->
+``ct.convert(program)`` -> saved into a temporary directory beside the output -> the SAVED file is read back
+and every resize op in it is checked against the ONNX node's weights with the documented Core ML grids
+(``rewriter.coreml.reference``), so no coremltools backend rewrite (fractional nearest turned into
+align-corners bilinear, 1e-4 integer snapping, default align_corners) can change a result silently ->
+optional numeric verification -> atomic rename (``rewriter.atomic``).
 """
 
 from __future__ import annotations
