@@ -47,8 +47,9 @@ class NodeResult:
     border_error: float | None = None
     emitted_nodes: list[str] = field(default_factory=list)  # names in the written model (empty: unchanged)
     emitted_tensors: list[str] = field(default_factory=list)
-    # The Resize nodes this node is in the written model, with their semantics (the original node itself
-    # when unchanged, one per spelling when respelled, none when lowered or removed).
+    # The Resize nodes this node is in the written model, by output tensor (unique, unlike node names), with
+    # their semantics: the original node itself when unchanged, one per spelling when respelled, none when
+    # lowered or removed.
     resize_nodes: list[tuple[str, ResizeSemantics]] = field(default_factory=list)
 
     @property
@@ -144,10 +145,24 @@ def fix_resize(
     proto, source_dir = _load(model)
     job = _Job(model, proto, source_dir, output, options, input_shapes, verify, atol, inputs, _start_data_copy(proto, output, source_dir))
     try:
-        return _fix(job)
+        return _fix(job, ModelView.build(proto, source_dir, input_shapes))
     finally:
         if job.early_copy is not None:
             job.early_copy.discard()  # no-op once save_model has taken the copies
+
+
+def fix_model(view: ModelView, options: FixOptions, *, input_shapes: dict[str, tuple[int, ...]] | None = None,
+              original: onnx.ModelProto | None = None, verify: str = "local", atol: float = 1e-5) -> FixResult:
+    """fix-resize on a model already loaded and analysed (the exporters' path): ``view.model`` is rewritten in
+    place, so the model is read and its shapes inferred once. ``original`` (an untouched copy with its
+    weights) is what ``--verify full`` and an opset upgrade compare against."""
+    if verify not in VERIFY_CHOICES:
+        raise UsageError(f"--verify {verify!r}: expected local, full or none")
+    if original is None:
+        original = onnx.ModelProto()
+        original.CopyFrom(view.model)
+    job = _Job(original, view.model, view.base_dir, None, options, input_shapes, verify, atol, None, None)
+    return _fix(job, view)
 
 
 @dataclass
@@ -177,11 +192,10 @@ def _start_data_copy(proto: onnx.ModelProto, output: str | os.PathLike | None, s
     return DataCopy(proto, output, source_dir)
 
 
-def _fix(job: _Job) -> FixResult:
+def _fix(job: _Job, view: ModelView) -> FixResult:
     from rewriter.verify import verify_full, verify_local
 
     proto = job.proto
-    view = ModelView.build(proto, job.source_dir, job.input_shapes)
     model_opset = default_opset(proto)
     plans = [p for p in track(plan_model(view, job.options, job.label), "analysing Resize nodes")]
     refused = [p.refusal() for p in plans if p.verdict in (INEXACT, UNRESOLVED)]
@@ -238,12 +252,12 @@ def _result(plan: NodePlan) -> NodeResult:
 def _record_provenance(plan: NodePlan, result: NodeResult, placed: Subgraph | None) -> None:
     ctx = plan.ctx
     if placed is None:  # left as it is
-        result.resize_nodes = [(ctx.node.name, ctx.original)]
+        result.resize_nodes = [(ctx.node.output[0], ctx.original)]
         return
     result.emitted_nodes = [n.name for n in placed.nodes]
     result.emitted_tensors = [t.name for t in placed.tensors]
     if ctx.state.kind == "respelled":
-        result.resize_nodes = list(zip(result.emitted_nodes, ctx.chain_semantics()))
+        result.resize_nodes = [(n.output[0], sem) for n, sem in zip(placed.nodes, ctx.chain_semantics())]
 
 
 def write_report_json(result: FixResult, path: str | os.PathLike) -> None:

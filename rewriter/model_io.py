@@ -12,7 +12,6 @@ import mmap
 import os
 import shutil
 import stat
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from onnx import numpy_helper
 
+from rewriter.atomic import Staging, temp_file
 from rewriter.errors import BadModelError, UsageError
 
 # Protobuf cannot parse a message of 2 GiB or more, so no saved model file may exceed this.
@@ -130,7 +130,7 @@ class DataCopy:
         if not os.path.isdir(out_dir):
             return  # save_model reports the missing directory
         for source in sources:
-            temp = _temp_file(out_dir, os.path.basename(source))
+            temp = temp_file(out_dir, os.path.basename(source))
             self.temps[source] = temp
             thread = threading.Thread(target=self._copy, args=(source, temp), daemon=True)
             thread.start()
@@ -197,46 +197,35 @@ def save_model(
     spill_name = f"{name}.data"
     new_locations = [data_names[sources[source]] for source in resolved]
 
-    staged: dict[str, str] = {}  # final path -> temporary file; the model goes last
     try:
-        with _locations_replaced(external, new_locations):
-            graph = model.graph
-            nodes = [(node, node.ByteSize()) for node in graph.node]
-            initializers = [_inline_item(t, source_dir) if _is_lazy_inline(t) else (t, t.ByteSize()) for t in graph.initializer]
-            pieces, size = _model_pieces(model, nodes, initializers)
-            for source, data_name in zip(sources, data_names):
-                final = os.path.join(out_dir, data_name)
-                # Appending spilled weights needs a private copy even of a file already in place.
-                if os.path.realpath(final) != source or (size > _PROTO_LIMIT and data_name == spill_name):
-                    early = prestaged.wait().pop(source, None) if prestaged is not None else None
-                    if early is not None and os.path.dirname(early) == out_dir:
-                        staged[final] = early
-                    else:
-                        staged[final] = _temp_file(out_dir, data_name)
-                        shutil.copyfile(source, staged[final])
-            if size > _PROTO_LIMIT:
-                spill_path = os.path.join(out_dir, spill_name)
-                if spill_path not in staged:
-                    staged[spill_path] = _temp_file(out_dir, spill_name)
-                _spill(initializers, staged[spill_path], spill_name, size - _PROTO_LIMIT)
+        with Staging() as stage:  # data files first, the model last
+            with _locations_replaced(external, new_locations):
+                graph = model.graph
+                nodes = [(node, node.ByteSize()) for node in graph.node]
+                initializers = [_inline_item(t, source_dir) if _is_lazy_inline(t) else (t, t.ByteSize()) for t in graph.initializer]
                 pieces, size = _model_pieces(model, nodes, initializers)
+                for source, data_name in zip(sources, data_names):
+                    final = os.path.join(out_dir, data_name)
+                    # Appending spilled weights needs a private copy even of a file already in place.
+                    if os.path.realpath(final) != source or (size > _PROTO_LIMIT and data_name == spill_name):
+                        early = prestaged.wait().pop(source, None) if prestaged is not None else None
+                        if early is not None and os.path.dirname(early) == out_dir:
+                            stage.adopt(final, early)
+                        else:
+                            shutil.copyfile(source, stage.file(final))
                 if size > _PROTO_LIMIT:
-                    raise UsageError(
-                        f"cannot write {shown}: the model exceeds protobuf's 2 GiB limit"
-                        " even with its initializers stored externally"
-                    )
-            staged[out_abs] = _temp_file(out_dir, name)
-            with open(staged[out_abs], "wb") as f:
-                _write_pieces(f, pieces)
-        mode = 0o666 & ~_umask()  # mkstemp creates 0600 files; give the usual permissions
-        for temp in staged.values():
-            os.chmod(temp, mode)
-        for final, temp in staged.items():
-            os.replace(temp, final)
+                    spill_path = os.path.join(out_dir, spill_name)
+                    _spill(initializers, stage.staged(spill_path) or stage.file(spill_path), spill_name, size - _PROTO_LIMIT)
+                    pieces, size = _model_pieces(model, nodes, initializers)
+                    if size > _PROTO_LIMIT:
+                        raise UsageError(
+                            f"cannot write {shown}: the model exceeds protobuf's 2 GiB limit"
+                            " even with its initializers stored externally"
+                        )
+                with open(stage.file(out_abs), "wb") as f:
+                    _write_pieces(f, pieces)
+            stage.commit()
     except BaseException as exc:
-        for temp in staged.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
         if prestaged is not None:
             prestaged.discard()
         if isinstance(exc, OSError):
@@ -717,18 +706,6 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def _temp_file(directory: str, name: str) -> str:
-    fd, path = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    os.close(fd)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 # --- messages ------------------------------------------------------------------------

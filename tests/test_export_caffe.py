@@ -328,13 +328,13 @@ def test_border_zero_is_measured_and_never_exact(f: int, tmp_path: Path) -> None
 
 
 def _layer(type_: str, params: dict | None = None, bottoms=("x",), tops=("y",)):
-    from rewriter.caffe.exporter import _fill
+    from rewriter.caffe.net import fill
 
     layer = proto.LayerParameter(name="l", type=type_)
     layer.bottom.extend(bottoms)
     layer.top.extend(tops)
     if params:
-        _fill(getattr(layer, proto.PARAM_FIELD[type_]), params)
+        fill(getattr(layer, proto.PARAM_FIELD[type_]), params)
     return layer
 
 
@@ -978,7 +978,7 @@ def test_schema_field_numbers_are_bvlc() -> None:
 def test_caffemodel_encoder_matches_protobuf() -> None:
     import io
 
-    from rewriter.caffe.exporter import write_caffemodel
+    from rewriter.caffe.caffemodel import write_caffemodel
 
     layers = [
         proto.LayerParameter(name="a", type="Input", top=["x"]),

@@ -432,9 +432,9 @@ def test_align_corners_and_half_pixel_centers_are_explicit(tmp_path: Path) -> No
 
 def _patched_resize(monkeypatch, emit):
     """Replace the exporter's Resize mapping with a deliberately wrong spelling (what a name-based converter does)."""
-    from rewriter.coreml import translate
+    from rewriter.coreml.ops import resize
 
-    original = translate.Translator._resize
+    original = resize.emit_resize
 
     def wrong(self, node, sem):
         original(self, node, sem)  # keeps the plan (the ONNX node's weights to reproduce)
@@ -444,7 +444,7 @@ def _patched_resize(monkeypatch, emit):
         plan.mil_name = name
         return emit(self.mb, self.var(node.input[0]), name)
 
-    monkeypatch.setattr(translate.Translator, "_resize", wrong)
+    monkeypatch.setattr(resize, "emit_resize", wrong)
 
 
 def test_nn_integer_snapping_is_caught(monkeypatch, tmp_path: Path) -> None:
@@ -475,7 +475,7 @@ def test_default_align_corners_is_caught(monkeypatch, tmp_path: Path) -> None:
 def test_nn_builder_rounding_of_near_integer_factors_is_detected() -> None:
     # builder.add_upsample stores a factor f with f - floor(f) <= 0.001 as int(f): half_pixel 2000 -> 4001 would
     # be written as factor 2 (output 4000). The exporter refuses such a factor for --format neuralnetwork.
-    from rewriter.coreml.translate import nn_builder_snaps, scale_for_size
+    from rewriter.coreml.ops.resize import nn_builder_snaps, scale_for_size
 
     assert nn_builder_snaps(scale_for_size(2000, 4001))
     assert not nn_builder_snaps(scale_for_size(1000, 2001))  # float32 rounds 2.001 up: stored as fractional
@@ -483,7 +483,7 @@ def test_nn_builder_rounding_of_near_integer_factors_is_detected() -> None:
 
 
 def test_scale_factor_gives_the_exact_output_length() -> None:
-    from rewriter.coreml.translate import scale_for_size
+    from rewriter.coreml.ops.resize import scale_for_size
 
     for n in range(1, 60):
         for m in range(1, 4 * n + 3):

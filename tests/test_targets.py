@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,20 @@ def _sem(model):
     view = ModelView.build(model)
     scope, node = find_resizes(view)[0]
     return describe_node(view, scope, node)
+
+
+def test_no_target_branches_outside_the_target_modules() -> None:
+    """A target's decisions live in its module: nothing else compares a target or flavor name."""
+    names = "|".join(TARGET_NAMES + ("bvlc", "interp", "upsample"))
+    pattern = re.compile(rf"""(target|flavor|name)\w*\s*[!=]=\s*["']({names})["']""")
+    offenders = []
+    for path in [*ROOT.glob("rewriter/**/*.py"), *ROOT.glob("passes/*.py")]:
+        if "targets" in path.relative_to(ROOT).parts or path.name == "cli.py":
+            continue
+        for k, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{k}: {line.strip()}")
+    assert not offenders, offenders
 
 
 @pytest.mark.parametrize("name", TARGET_NAMES)

@@ -19,7 +19,9 @@ import onnx
 from onnx import numpy_helper
 
 from rewriter.errors import UsageError
+from rewriter.exporting.onnx_readers import attributes
 from rewriter.graph import default_opset, evaluate_node
+from rewriter.ort_runtime import session
 
 _NO_FOLD = {
     "If",
@@ -106,7 +108,7 @@ def build(
             )
     opset = default_opset(model)
 
-    shapes = _infer(model, pinned, consts, {}, opset)
+    shapes, types = _infer(model, pinned, consts, opset)
     for name, dims in pinned.items():
         shapes[name] = dims
     for name, value in consts.items():
@@ -127,12 +129,13 @@ def build(
 
     needed = {o for n in nodes for o in n.output if o} | {o.name for o in graph.output}
     missing = [n for n in needed if n not in shapes]
-    if missing:
-        shapes.update(_infer(model, pinned, consts, {}, opset, nodes))
+    if missing:  # folding made more values constant: one more inference may now reach them
+        more_shapes, more_types = _infer(model, pinned, consts, opset, nodes)
+        shapes.update(more_shapes)
+        types.update(more_types)
         missing = [n for n in needed if n not in shapes]
     if missing:
         shapes.update(_ort_shapes(model, nodes, pinned, consts, elem_types, missing, opset))
-    types = _infer_types(model, pinned, consts, opset, nodes)
     for name, t in types.items():
         elem_types.setdefault(name, t)
 
@@ -159,7 +162,7 @@ def _evaluate(
 ) -> list[np.ndarray] | None:
     if node.op_type == "Shape":
         dims = np.array(shapes[node.input[0]], dtype=np.int64)
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         start, end = attrs.get("start", 0), attrs.get("end", None)
         return [dims[start:end]]
     if node.op_type == "Size":
@@ -201,37 +204,26 @@ def _skeleton(
     return m
 
 
-def _infer(model, pinned, consts, _unused, opset, nodes=None) -> dict[str, tuple[int, ...]]:
+def _infer(model, pinned, consts, opset, nodes=None) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    """Static shapes and element types of the (remaining) graph, from one onnx shape inference."""
     m = _skeleton(model, pinned, consts, opset, nodes)
     try:
         inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
-        return {}
-    out: dict[str, tuple[int, ...]] = {}
+        return {}, {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    types: dict[str, int] = {}
     for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
         dims = _static_dims(vi)
         if dims is not None:
-            out[vi.name] = dims
-    return out
-
-
-def _infer_types(model, pinned, consts, opset, nodes) -> dict[str, int]:
-    m = _skeleton(model, pinned, consts, opset, nodes)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False)
-    except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
-        return {}
-    return {
-        vi.name: vi.type.tensor_type.elem_type
-        for vi in [*inferred.graph.value_info, *inferred.graph.output]
-        if vi.type.HasField("tensor_type")
-    }
+            shapes[vi.name] = dims
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
+            types[vi.name] = vi.type.tensor_type.elem_type
+    return shapes, types
 
 
 def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict[str, tuple[int, ...]]:
     """Shapes inference could not give: one ONNX Runtime run of the remaining graph on zeros."""
-    import onnxruntime as ort
-
     graph = model.graph
     inits = [numpy_helper.from_array(v, n) for n, v in consts.items() if any(n in node.input for node in nodes)]
     inputs = []
@@ -245,11 +237,7 @@ def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict
     g = onnx.helper.make_graph(nodes, "shapes", inputs, outputs, inits)
     m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
     try:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        results = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
-            wanted, feeds
-        )
+        results = session(m).run(wanted, feeds)
     except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
         return {}
     return {n: tuple(np.asarray(r).shape) for n, r in zip(wanted, results)}

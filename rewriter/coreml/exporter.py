@@ -2,11 +2,12 @@
 
 Pipeline: op coverage check (before any work) -> ``fix_resize(..., "coreml")`` (every Resize left equals a
 Core ML primitive for its shapes; the rest is lowered exactly) -> MIL program built with coremltools' MIL
-builder (``rewriter.coreml.translate``) -> ``ct.convert(program)`` -> saved into a temporary directory
-beside the output -> the SAVED file is read back and every resize op in it is checked against the ONNX
-node's weights with the documented Core ML grids (``rewriter.coreml.reference``), so no coremltools
-backend rewrite (fractional nearest turned into align-corners bilinear, 1e-4 integer snapping, default
-align_corners) can change a result silently -> optional numeric verification -> atomic rename.
+builder (``rewriter.coreml.translator`` running the handlers of ``rewriter.coreml.ops``) ->
+``ct.convert(program)`` -> saved into a temporary directory beside the output -> the SAVED file is read back
+and every resize op in it is checked against the ONNX node's weights with the documented Core ML grids
+(``rewriter.coreml.reference``), so no coremltools backend rewrite (fractional nearest turned into
+align-corners bilinear, 1e-4 integer snapping, default align_corners) can change a result silently ->
+optional numeric verification -> atomic rename (``rewriter.atomic``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import io
 import logging
 import os
 import platform
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,12 @@ from typing import Any
 import numpy as np
 import onnx
 
+from rewriter.atomic import Staging
 from rewriter.errors import NotExactError, RewriterError, UnsupportedOpError, UsageError, VerificationError
 from rewriter.fix import FixResult
 from rewriter.graph import ModelView
-from rewriter.targets.coreml import IOS_VERSIONS
+from rewriter.ort_runtime import relative_error, session
+from rewriter.targets import make_target
 
 FORMATS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
 PRECISIONS = ("float32", "float16")
@@ -117,15 +118,7 @@ def _coremltools():
 
 
 def _check_options(output: Path, deployment_target: str, model_format: str, compute_precision: str) -> None:
-    if model_format not in FORMATS:
-        raise UsageError(f"--format {model_format!r}: expected mlprogram or neuralnetwork")
-    if deployment_target not in IOS_VERSIONS:
-        raise UsageError(f"--deployment-target {deployment_target!r}: expected one of {', '.join(IOS_VERSIONS)}")
-    ios = int(deployment_target.removeprefix("iOS"))
-    if model_format == "mlprogram" and ios < 15:
-        raise UsageError(f"--format mlprogram needs --deployment-target iOS15 or later (got {deployment_target}); use --format neuralnetwork for iOS13/iOS14")
-    if model_format == "neuralnetwork" and ios > 14:
-        raise UsageError(f"--format neuralnetwork is the iOS13/iOS14 format (got {deployment_target}); NeuralNetwork models built for iOS14 also run on later systems, or use --format mlprogram")
+    make_target("coreml", {"deployment_target": deployment_target, "model_format": model_format})  # the target validates its options
     if compute_precision not in PRECISIONS:
         raise UsageError(f"--compute-precision {compute_precision!r}: expected float32 or float16")
     if compute_precision == "float16" and model_format == "neuralnetwork":
@@ -197,38 +190,39 @@ def export_coreml(
     relative (to max(1, max|ORT output|)) it raises ``VerificationError`` and writes nothing.
     """
     from rewriter.coreml.coverage import check_coverage
-    from rewriter.fix import fix_resize
+    from rewriter.fix import fix_model, fix_options
     from rewriter.keras_input import is_keras_path, keras_to_onnx
-    from rewriter.model_io import load_model, model_dir
+    from rewriter.model_io import load_model
 
     output = Path(output)
     _check_options(output, deployment_target, model_format, compute_precision)
     source = _source_name(model)
 
-    # 1. Read the model (Keras through tf2onnx), check op coverage before anything else.
+    # 1. Read the model once, weights included (Keras through tf2onnx); check op coverage before anything else.
     if not isinstance(model, onnx.ModelProto) and is_keras_path(model):
         model = keras_to_onnx(model)
-    if isinstance(model, onnx.ModelProto):
-        proto, base_dir = model, None
-    else:
-        proto, base_dir = load_model(model), str(model_dir(model))
-    pre_view = ModelView.build(proto, base_dir, input_shapes or None)
-    check_coverage(pre_view)
-    shapes = _resolve_shapes(proto, input_shapes)
+    original = model if isinstance(model, onnx.ModelProto) else load_model(model, load_weights=True)
+    working = onnx.ModelProto()
+    working.CopyFrom(original)  # fix-resize rewrites this copy in place; the original is what --verify compares with
+    view = ModelView.build(working, None, input_shapes or None)
+    check_coverage(view)
+    shapes = _resolve_shapes(original, input_shapes)
+    options = fix_options("coreml", deployment_target=deployment_target, coreml_format=model_format)
     ct = _coremltools()
 
-    # 2. fix-resize for Core ML (same deployment target and format).
-    fix = fix_resize(model, "coreml", deployment_target=deployment_target, coreml_format=model_format, input_shapes=shapes)
-    fixed_view = ModelView.build(fix.model, fix.source_dir if fix.source_dir is not None else base_dir, shapes)
+    # 2. fix-resize for Core ML (same deployment target and format), on the analysis already made.
+    fix = fix_model(view, options, input_shapes=shapes, original=original)
+    fixed_view = ModelView.build(fix.model, None, shapes)
 
     # 3. ONNX -> MIL.
     from coremltools.converters.mil.mil import Program
 
-    from rewriter.coreml.translate import Translator
+    from rewriter.coreml.ops import COREML_OPS
+    from rewriter.coreml.translator import Translator
 
     ios = int(deployment_target.removeprefix("iOS"))
     opset_version = getattr(ct.target, f"iOS{ios}") if model_format == "mlprogram" else getattr(ct.target, f"iOS{min(ios, 14)}")
-    translator = Translator(fixed_view, shapes, deployment_target, model_format, opset_version)
+    translator = Translator(fixed_view, COREML_OPS, shapes, deployment_target, model_format, opset_version)
     try:
         with _quiet():
             translation = translator.translate()
@@ -272,9 +266,8 @@ def export_coreml(
     mlmodel.user_defined_metadata[METADATA_TARGET] = deployment_target
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-    try:
-        staged = tmp_dir / output.name
+    with Staging() as stage:
+        staged = stage.slot(output)
         with _quiet(messages):
             mlmodel.save(str(staged))
         export = CoreMLExport(path=output, fix=fix, resize_ops=[], model_format=model_format, deployment_target=deployment_target,
@@ -291,11 +284,9 @@ def export_coreml(
 
         # 6. Numbers.
         if verify:
-            _verify(export, model, proto, base_dir, ref, staged, shapes, inputs, compute_precision)
+            _verify(export, original, ref, staged, shapes, inputs, compute_precision)
 
-        _move_into_place(staged, output)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        stage.commit()
     return export
 
 
@@ -336,10 +327,10 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
     saved = {op.name: op for op in ops}
     real_plans = [p for p in translation.resize_plans if p.op != "identity"]
     by_position = dict(zip([p.mil_name for p in real_plans], ops)) if len(ops) == len(real_plans) else {}
-    described: dict[str, str] = {}
+    described: dict[str, str] = {}  # ONNX output tensor of each Resize -> what it is in the saved model
     for plan in translation.resize_plans:
         if plan.op == "identity":
-            described[plan.onnx_name] = "removed (identity)"
+            described[plan.output] = "removed (identity)"
             continue
         # coremltools keeps op names, except that fp16 compute appends "_cast_fp16"; else match by position.
         op = saved.get(plan.mil_name) or saved.get(f"{plan.mil_name}_cast_fp16") or by_position.get(plan.mil_name)
@@ -353,24 +344,17 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
                     f"{plan.onnx_name}: saved as {op.describe()}, which samples axis {axis} differently from the ONNX node "
                     f"(worst-case difference {mine.difference(theirs):.3g}); refusing to write it"
                 )
-        described[plan.onnx_name] = op.describe()
-    # fix.nodes and the program's Resize ops are both in graph order; a node rewritten as a chain of k
-    # Resize spellings (per-axis split) owns the next k ops.
-    pending = [described[p.onnx_name] for p in translation.resize_plans]
+        described[plan.output] = op.describe()
+    # fix-resize's provenance says which Resize nodes each original node became (none when lowered).
     for node in fix.nodes:
         if node.graph:
             continue  # subgraph nodes: the exporter refuses control flow before getting here
-        became = node.became
-        if became.startswith("removed"):
+        if node.state.kind == "removed":
             export.resize_ops.append((node.name, "removed (identity)"))
-        elif became != "unchanged" and not became.startswith("Resize("):
-            export.resize_ops.append((node.name, f"lowered: {became}"))
+        elif node.state.kind == "lowered":
+            export.resize_ops.append((node.name, f"lowered: {node.became}"))
         else:
-            k = 1 if became == "unchanged" else became.count(" -> ") + 1
-            mine, pending = pending[:k], pending[k:]
-            export.resize_ops.append((node.name, " -> ".join(mine) if mine else became))
-    for text in pending:  # not expected: every Resize of the fixed model comes from a fix-resize node
-        export.resize_ops.append(("", text))
+            export.resize_ops.append((node.name, " -> ".join(described[output] for output, _ in node.resize_nodes)))
 
 
 def _random_feeds(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -378,20 +362,14 @@ def _random_feeds(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) ->
     return {name: rng.uniform(-1, 1, size=shape).astype(np.float32) for name, shape in shapes.items()}
 
 
-def _verify(export: CoreMLExport, original: Any, proto: onnx.ModelProto, base_dir: str | None, ref, staged: Path,
+def _verify(export: CoreMLExport, original: onnx.ModelProto, ref, staged: Path,
             shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray] | None, compute_precision: str) -> None:
-    import onnxruntime as ort
-
-    from rewriter.model_io import load_model
-
-    full = load_model(original, load_weights=True) if not isinstance(original, onnx.ModelProto) else proto
+    full = original
     feeds = {k: np.asarray(v, dtype=np.float32) for k, v in (inputs or {}).items()}
-    for k, v in _random_feeds(proto, shapes).items():
+    for k, v in _random_feeds(original, shapes).items():
         feeds.setdefault(k, v)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(full.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    onnx_out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    ort_session = session(full)
+    onnx_out = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
     rtol = VERIFY_RTOL_FP16 if compute_precision == "float16" else VERIFY_RTOL
     coreml_feeds = {export.input_names[k]: v for k, v in feeds.items() if k in export.input_names}
 
@@ -415,34 +393,11 @@ def _verify(export: CoreMLExport, original: Any, proto: onnx.ModelProto, base_di
             b = np.asarray(out[coreml_name], dtype=np.float64)
             if a.shape != b.shape:
                 raise VerificationError(f"verify ({who}): output {onnx_name!r} has shape {b.shape} in Core ML, {a.shape} in ONNX Runtime")
-            error = float(np.abs(a - b).max(initial=0.0)) / max(1.0, float(np.abs(a).max(initial=0.0)))
+            error = relative_error(a, b)
             worst = max(worst, error)
             if not error <= rtol:
                 raise VerificationError(f"verify ({who}): output {onnx_name!r} differs from ONNX Runtime by {error:.3g} (relative, limit {rtol:g})")
     export.max_error = worst
-
-
-def _move_into_place(staged: Path, output: Path) -> None:
-    """Rename the finished file/package over ``output`` (a package directory is swapped, then the old one removed)."""
-    if staged.is_dir():
-        backup = None
-        if output.exists() or output.is_symlink():
-            if not output.is_dir():
-                raise UsageError(f"output {str(output)!r} exists and is not an .mlpackage directory")
-            backup = output.with_name(f".{output.name}.{os.getpid()}.old")
-            os.replace(output, backup)
-        try:
-            os.replace(staged, output)
-        except BaseException:
-            if backup is not None:
-                os.replace(backup, output)
-            raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    else:
-        if output.is_dir():
-            raise UsageError(f"output {str(output)!r} is a directory")
-        os.replace(staged, output)
 
 
 __all__ = ["FORMATS", "CoreMLExport", "export_coreml"]

@@ -87,6 +87,12 @@ class Option:
     choices: tuple[str, ...]
     default: str | None
 
+    @property
+    def spelled_choices(self) -> str:
+        if len(self.choices) == 2:
+            return " or ".join(self.choices)
+        return "one of " + ", ".join(self.choices)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -112,7 +118,7 @@ class Target:
             if value is None:
                 value = option.default
             elif value not in option.choices:
-                raise UsageError(f"{option.flag} {value!r}: expected one of {', '.join(option.choices)}")
+                raise UsageError(f"{option.flag} {value!r}: expected {option.spelled_choices}")
             settings[key] = value
         target = cls(settings)
         target.validate()
