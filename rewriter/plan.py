@@ -66,6 +66,9 @@ class NodePlan:
             out["naive_max_error"] = round(self.naive_max_error, 6)
         if self.verdict == AS_IS and self.semantics.resolved and (prim := self.ctx.target.runs_as(self.semantics)) is not None:
             out["op"] = prim.name
+            bound = sum(self.semantics.grid_slack(a) for a in self.semantics.resized_axes) if prim.documented_grid else 0.0
+            if bound:  # the native op matches ORT up to ORT's own float32 rounding of the grid, this much at most
+                out["grid_bound"] = float(f"{bound:.3g}")
         return out
 
 

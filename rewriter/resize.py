@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from rewriter.graph import Dim, ModelView, Scope, SymVector
-from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights, scaled_lengths
+from rewriter.sampling import F32, AxisRule, AxisWeights, grid_conditioning, ort_axis_weights, scaled_lengths
 
 RESIZE_OPS = ("Resize", "Upsample")
 # Data types the float lowerings (ConvTranspose, MatMul) may carry: integer data would change its rounding.
@@ -77,6 +77,8 @@ class ResizeSemantics:
     graph_path: str = ""
     problems: tuple[str, ...] = field(default=())  # why the node cannot be fully determined
     invalid: str | None = None  # the node is malformed (bad scales/sizes, empty axis): the model is bad input
+    # Per-axis matrices once computed: every decision compares them again (targets, passes, proofs).
+    _weights: dict[int, AxisWeights] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rank(self) -> int:
@@ -144,6 +146,11 @@ class ResizeSemantics:
 
     def axis_weights(self, axis: int) -> AxisWeights:
         """The matrix ORT applies along ``axis`` (identity for unchanged axes and no-op resizes)."""
+        if axis not in self._weights:
+            self._weights[axis] = self._compute_axis_weights(axis)
+        return self._weights[axis]
+
+    def _compute_axis_weights(self, axis: int) -> AxisWeights:
         info = self.axes_info[axis]
         if info.unchanged or self.is_noop:
             if not isinstance(info.n, int):
@@ -153,6 +160,13 @@ class ResizeSemantics:
             raise ValueError(f"axis {axis} of {self.name} is not resolved")
         # ORT's rank-1 nearest kernel is the only one without the scale==1 shortcut (handled above anyway).
         return ort_axis_weights(self.axis_rule(axis), info.n, info.m, info.scale, identity_when_unscaled=self.rank > 1 or self.mode != "nearest")  # type: ignore[arg-type]
+
+    def grid_slack(self, axis: int) -> float:
+        """ORT's own float32 rounding of this axis's grid (``sampling.grid_conditioning``; 0 if not resized)."""
+        info = self.axes_info[axis]
+        if axis not in self.resized_axes or not info.resolved:
+            return 0.0
+        return grid_conditioning(self.axis_rule(axis), int(info.n), int(info.m), float(info.scale))  # type: ignore[arg-type]
 
     def oversized_axis(self) -> str | None:
         """A description of the first resized axis too large to analyse, if any."""

@@ -385,6 +385,21 @@ def ort_axis_weights(rule: AxisRule, n: int, m: int, scale: float, *, identity_w
     return AxisWeights(w, outside)
 
 
+@functools.lru_cache(maxsize=4096)
+def grid_conditioning(rule: AxisRule, n: int, m: int, scale: float) -> float:
+    """How far ORT's float32 linear grid is from the same grid in exact arithmetic (worst row, inputs in [-1, 1]).
+
+    Two correct float32 implementations of one grid differ by about this much (coordinates ~n with a
+    relative error of a few eps): a documented op whose exact grid is this close to ORT's weights computes
+    what ORT computes, up to ORT's own rounding. Nearest (an index matches or not), cubic and antialias get
+    no such slack.
+    """
+    if rule.mode != "linear" or rule.antialias or rule.extrapolates or n < 2:
+        return 0.0
+    ideal = AxisWeights(lerp_weights(ideal_coordinates(rule.transform, n, m, scale), n))
+    return ort_axis_weights(rule, n, m, scale).difference(ideal)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Ideal (float64) grids: how documented target ops sample, and exact references for lowerings.
 

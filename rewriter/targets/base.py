@@ -24,7 +24,7 @@ import numpy as np
 
 from rewriter.errors import UsageError
 from rewriter.resize import ResizeSemantics
-from rewriter.sampling import F32, AxisWeights, ideal_coordinates, lerp_weights, pick_weights, scaled_lengths
+from rewriter.sampling import F32, WEIGHT_ATOL, AxisWeights, ideal_coordinates, lerp_weights, pick_weights, scaled_lengths
 
 GridFn = Callable[[int, int], "AxisWeights | None"]
 
@@ -50,6 +50,9 @@ class Primitive:
     grid: GridFn
     attrs: tuple[tuple[str, object], ...] = ()
     spatial_only: bool = True  # acts on the trailing two axes of N x C x H x W (batch, channels untouched)
+    # The grid is a documented formula in exact arithmetic, implemented in float32 by the runtime: it matches
+    # ORT up to ORT's own float32 rounding of the grid (False: it is ORT's exact weights, compared exactly).
+    documented_grid: bool = True
 
     def weights(self, n: int, m: int) -> AxisWeights | None:
         if n < 1 or m < 1:
@@ -73,10 +76,12 @@ class Primitive:
         return all(self.runs_axis(sem, a) for a in axes)
 
     def runs_axis(self, sem: ResizeSemantics, axis: int) -> bool:
-        """True when this op's matrix equals the node's on ``axis`` (for the node's lengths)."""
+        """True when this op's matrix equals the node's on ``axis`` (for the node's lengths), to within ORT's own
+        float32 rounding of the grid for a documented grid (``native_tolerance``)."""
         info = sem.axes_info[axis]
         theirs = self.weights(info.n, info.m)  # type: ignore[arg-type]
-        return theirs is not None and theirs.same_as(sem.axis_weights(axis))
+        tolerance = native_tolerance(sem, axis) if self.documented_grid else WEIGHT_ATOL
+        return theirs is not None and theirs.difference(sem.axis_weights(axis)) <= tolerance
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,12 @@ class Target:
     def naive_weights(self, sem: ResizeSemantics, axis: int) -> AxisWeights | None:
         """What a converter that maps by attribute names computes on one axis (None: it would refuse)."""
         return None
+
+
+def native_tolerance(sem: ResizeSemantics, axis: int) -> float:
+    """How far a documented grid may be from ORT's weights on ``axis`` and still compute what ORT computes:
+    ORT's own float32 deviation from the exact grid, plus weight rounding."""
+    return WEIGHT_ATOL + sem.grid_slack(axis)
 
 
 def unresolved_reason(sem: ResizeSemantics) -> str:

@@ -53,7 +53,7 @@ def canonical_primitive(rule: AxisRule) -> Primitive:
         return ort_axis_weights(rule, n, m, float(F32(m) / F32(n)))
 
     attrs = (("mode", rule.mode), ("coordinate_transformation_mode", rule.transform), ("nearest_mode", rule.nearest_mode))
-    return Primitive(label, "Resize", grid, attrs, spatial_only=False)
+    return Primitive(label, "Resize", grid, attrs, spatial_only=False, documented_grid=False)
 
 
 class OnnxTarget(Target):
