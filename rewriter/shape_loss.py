@@ -8,18 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from rewriter.static_values import NOT_FOLDED, MAX_ELEMENTS, Dim, StaticValues, SymVector, elements, is_static, shape_of
+from rewriter.static_values import MAX_ELEMENTS, NOT_FOLDED, SHAPE_INPUTS, Dim, StaticValues, SymVector, elements, is_static, shape_of
 
 if TYPE_CHECKING:
     from rewriter.graph import Scope
 
-# Inputs whose value decides the output shape (beyond the input shapes).
-_SHAPE_INPUTS = {
-    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "ConstantOfShape": (0,), "Range": (0, 1, 2), "Pad": (1, 2, 3),
-    "Slice": (1, 2, 3, 4), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
-    "OneHot": (1,), "TopK": (1,), "CenterCropPad": (1,), "Compress": (1,), "MaxUnpool": (2,), "AffineGrid": (1,),
-    "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,), "Col2Im": (1, 2),
-}
 # Ops whose output shape depends on the data itself.
 _DATA_SHAPED = {"NonZero", "Unique", "NonMaxSuppression", "StringSplit"}
 
@@ -74,9 +67,9 @@ class ShapeLoss:
             return Lost(f"{name!r} is not a tensor of this graph")
         if _static_value(self.static.value(scope, name, read=False)) or self.static.readable(scope, name):
             return None
-        init = owner.initializers.get(name)
-        if init is not None and name not in owner.producers:
-            return Lost(f"is an initializer of {elements(init.dims)} elements, more than the {MAX_ELEMENTS} read statically")
+        count = self.static.constant_elements(scope, name)
+        if count is not None:
+            return Lost(f"is a constant of {count} elements, more than the {MAX_ELEMENTS} read statically")
         return self._value.get((id(owner), name)) or Lost(f"the value of {name!r} is not known")
 
     def item(self, scope: Scope, name: str, k: int) -> Lost | None:
@@ -175,7 +168,7 @@ class ShapeLoss:
             return Lost(self.static.failures[out], label, op)
         if op in _DATA_SHAPED:
             return Lost("its output shape depends on the data", label, op)
-        for k in _SHAPE_INPUTS.get(op, ()) if node.domain in ("", "ai.onnx") else ():
+        for k in SHAPE_INPUTS.get(op, ()) if node.domain in ("", "ai.onnx") else ():
             if k < len(node.input) and node.input[k] and (lost := self.value(scope, node.input[k])) is not None:
                 return lost.at(label, op, node.input[k])
         for name in node.input:

@@ -40,6 +40,15 @@ Value = Union[np.ndarray, "SymVector"]
 
 # Values and initializers above this many elements are never materialised: shape arithmetic is small.
 MAX_ELEMENTS = 1 << 16
+# Inputs whose value decides the output shape (beyond the input shapes): the only constants read for inference.
+SHAPE_INPUTS = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "ConstantOfShape": (0,), "Range": (0, 1, 2), "Pad": (1, 2, 3),
+    "Slice": (1, 2, 3, 4), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
+    "OneHot": (1,), "TopK": (1,), "CenterCropPad": (1,), "Compress": (1,), "MaxUnpool": (2,), "AffineGrid": (1,),
+    "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,), "ReduceL1": (1,),
+    "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,), "ReduceSumSquare": (1,), "Col2Im": (1, 2),
+    "DFT": (1,), "STFT": (1, 3), "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,), "MelWeightMatrix": (0, 1),
+}
 # Ops whose result is not a function of their inputs, or that run subgraphs: never folded.
 NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "If", "Loop", "Scan", "SequenceMap"}
 
@@ -78,13 +87,24 @@ def is_static(shape: tuple[Dim, ...] | None) -> bool:
 def evaluate_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: int) -> list[np.ndarray | None]:
     """One node on constant inputs with onnx's reference evaluator (None for an unnamed, optional output)."""
     version = max(opset, 7)
-    kernel = _kernel(node.op_type, version) if node.domain in ("", "ai.onnx") and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute) else None
+    kernel = _kernel(node.op_type, version) if node.domain in ("", "ai.onnx") and not has_subgraph(node) else None
     if kernel is not None:
-        # The kernel alone: building a ReferenceEvaluator costs ~1.5 ms per node, the kernel ~10 us.
-        results = iter(kernel(node, _RUN_PARAMS | {"opsets": {"": version}}).run(*inputs))
-    else:
-        results = iter(_evaluate_in_model(node, inputs, version))
+        # The kernel alone: a ReferenceEvaluator costs ~1.5 ms to build per node, the kernel ~10 us.
+        from onnx.reference import ReferenceEvaluator
+
+        params = {"log": lambda *args: None, "verbose": 0, "new_ops": None, "existing_functions": {}, "evaluator_cls": ReferenceEvaluator, "opsets": {"": version}}
+        try:
+            results = kernel(node, params).run(*inputs)  # one result per output position
+            if len(results) >= len(node.output):
+                return [np.asarray(r) if o else None for o, r in zip(node.output, results)]
+        except Exception:  # the whole evaluator decides (it may handle what the bare kernel does not)
+            pass
+    results = iter(_evaluate_in_model(node, inputs, version))  # results of the named outputs, in order
     return [np.asarray(next(results)) if o else None for o in node.output]
+
+
+def has_subgraph(node: onnx.NodeProto) -> bool:
+    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,9 +118,6 @@ def _kernel(op_type: str, version: int):
     except Exception:  # context-dependent or function-defined ops need the whole evaluator
         return None
     return None if not isinstance(kernel, type) or issubclass(kernel, OpRunExpand) else kernel
-
-
-_RUN_PARAMS = {"log": lambda *args: None, "verbose": 0, "new_ops": None, "existing_functions": {}, "evaluator_cls": None}
 
 
 def _evaluate_in_model(node: onnx.NodeProto, inputs: list[np.ndarray | None], version: int) -> list[np.ndarray]:
@@ -158,24 +175,31 @@ class StaticValues:
         return None
 
     def value(self, scope: Scope, name: str, read: bool = True) -> Value | None:
-        """The known value of ``name``; a small initializer is read (once) unless ``read`` is false."""
+        """The known value of ``name``. A small initializer or Constant is read (once) only when ``read``."""
         owner = self.owner(scope, name) if name else None
         if owner is None:
             return None
         values = self._values[id(owner)]
-        if name in values:
-            return values[name]
-        init = owner.initializers.get(name)
-        if init is None or name in owner.producers or not read or elements(init.dims) > MAX_ELEMENTS:
+        if name not in values and read and self.readable(scope, name):
+            node = owner.producers.get(name)
+            values[name] = self._read(owner.initializers[name]) if node is None else _constant(node)  # type: ignore[assignment]
+        return values.get(name)
+
+    def constant_elements(self, scope: Scope, name: str) -> int | None:
+        """Element count of the initializer or Constant node holding ``name`` (None if neither does)."""
+        owner = self.owner(scope, name)
+        if owner is None:
             return None
-        values[name] = self._read(init)
-        return values[name]
+        node = owner.producers.get(name)
+        if node is None:
+            init = owner.initializers.get(name)
+            return None if init is None else elements(init.dims)
+        return _constant_elements(node) if node.op_type == "Constant" and node.domain in ("", "ai.onnx") else None
 
     def readable(self, scope: Scope, name: str) -> bool:
-        """A small initializer whose value can be read when needed."""
-        owner = self.owner(scope, name)
-        init = owner.initializers.get(name) if owner is not None and name not in owner.producers else None
-        return init is not None and elements(init.dims) <= MAX_ELEMENTS
+        """A small initializer or Constant whose value can be read when needed (weights never are)."""
+        count = self.constant_elements(scope, name)
+        return count is not None and count <= MAX_ELEMENTS
 
     # ------------------------------------------------------------------ the pass
 
@@ -215,7 +239,7 @@ class StaticValues:
         if node.domain not in ("", "ai.onnx") or op in NOT_FOLDED:
             return None
         if op == "Constant":
-            return [_constant(node)]
+            return None  # read when a node needs it: Constant nodes may hold weights
         if op in ("Shape", "Size"):
             shape = scope.lookup_shape(node.input[0])
             if shape is None:
@@ -253,7 +277,7 @@ class StaticValues:
             if own is not None:
                 self._set_shape(scope, node.output[0], own)
                 pending = [o for o in pending if not is_static(scope.shapes.get(o))]
-        if pending and any(n in self._improved for n in node.input) and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        if pending and any(n in self._improved for n in node.input) and not has_subgraph(node):
             for name, (shape, elem_type) in self._infer_alone(scope, node).items():
                 if name in pending and shape is not None:
                     self._set_shape(scope, name, shape)
@@ -266,8 +290,8 @@ class StaticValues:
         for k, name in enumerate(node.input):
             if not name:
                 continue
-            v = self.value(scope, name, read=False)
-            if isinstance(v, np.ndarray):
+            v = self.value(scope, name, read=k in SHAPE_INPUTS.get(node.op_type, ()))
+            if isinstance(v, np.ndarray) and v.size <= MAX_ELEMENTS:
                 inits.append(numpy_helper.from_array(v, f"in{k}"))
                 continue
             elem_type = scope.lookup_elem_type(name)
@@ -318,8 +342,6 @@ def _attr(node: onnx.NodeProto, name: str, default=None):
 def _constant(node: onnx.NodeProto) -> np.ndarray | None:
     for a in node.attribute:
         if a.name == "value":
-            if a.t.data_location == onnx.TensorProto.EXTERNAL or elements(a.t.dims) > MAX_ELEMENTS:
-                return None
             return numpy_helper.to_array(a.t)
         if a.name == "value_int":
             return np.array(a.i, dtype=np.int64)
@@ -329,6 +351,18 @@ def _constant(node: onnx.NodeProto) -> np.ndarray | None:
             return np.array(a.f, dtype=np.float32)
         if a.name == "value_floats":
             return np.array(list(a.floats), dtype=np.float32)
+    return None
+
+
+def _constant_elements(node: onnx.NodeProto) -> int | None:
+    """Size of a Constant's value; None for the kinds not read here (external or sparse tensors, strings)."""
+    for a in node.attribute:
+        if a.name == "value":
+            return None if a.t.data_location == onnx.TensorProto.EXTERNAL else elements(a.t.dims)
+        if a.name in ("value_int", "value_float"):
+            return 1
+        if a.name in ("value_ints", "value_floats"):
+            return len(a.ints) + len(a.floats)
     return None
 
 

@@ -207,6 +207,49 @@ def test_segformer_reshape() -> None:
     assert ModelView.build(model).scopes[0].lookup_shape("decoded") == (1, 8, 16, 16)
 
 
+def test_generic_shape_arithmetic_folds() -> None:
+    """Not a list of idioms: sizes computed through Size, ReduceProd/Sum, Range, ConstantOfShape, Expand, Tile,
+    Where/Equal/Less/Not, Mod, Neg, Abs, Min, Pow, Squeeze, Identity reach the Resize and its shape is right."""
+    f32 = np.float32
+    nodes = [
+        const("g_zero", [0]), const("g_one", [1]), const("g_two", [2]), const("g_four", 4), const("g_step", 1), const("g_start", 0),
+        const("g_pow", 2.0, f32), const("g_ax", [0]),
+        oh.make_node("Shape", ["x"], ["s"], name="shape"),                              # [1, 3, 15, 17]
+        oh.make_node("Size", ["x"], ["numel"], name="size"),                            # 765
+        oh.make_node("ReduceProd", ["s"], ["prod"], name="prod", keepdims=0),           # 765
+        oh.make_node("Equal", ["numel", "prod"], ["same"], name="equal"),               # True
+        oh.make_node("ConstantOfShape", ["g_two"], ["zeros2"], name="zeros2"),         # [0, 0]
+        oh.make_node("Range", ["g_start", "g_four", "g_step"], ["iota"], name="range"),  # [0, 1, 2, 3]
+        oh.make_node("Less", ["iota", "g_two"], ["lead"], name="less"),                  # [T, T, F, F]
+        oh.make_node("Not", ["lead"], ["spatial"], name="not"),
+        oh.make_node("Cast", ["spatial"], ["spatial_i"], name="cast_mask", to=TensorProto.INT64),
+        oh.make_node("Add", ["spatial_i", "g_one"], ["factor"], name="factor"),        # [1, 1, 2, 2]
+        oh.make_node("Cast", ["factor"], ["factor_f"], name="factor_f", to=TensorProto.FLOAT),
+        oh.make_node("Pow", ["factor_f", "g_pow"], ["factor_sq"], name="pow"),         # [1, 1, 4, 4]
+        oh.make_node("Cast", ["factor_sq"], ["factor_sq_i"], name="factor_sq_i", to=TensorProto.INT64),
+        oh.make_node("Min", ["factor_sq_i", "factor"], ["factor_min"], name="min"),     # [1, 1, 2, 2]
+        oh.make_node("Mul", ["s", "factor_min"], ["doubled"], name="mul"),             # [1, 3, 30, 34]
+        oh.make_node("Mod", ["doubled", "g_four"], ["rem"], name="mod"),               # [1, 3, 2, 2]
+        oh.make_node("Neg", ["rem"], ["neg"], name="neg"),
+        oh.make_node("Abs", ["neg"], ["rem_again"], name="abs"),
+        oh.make_node("Sub", ["doubled", "rem_again"], ["aligned"], name="align"),       # [0, 0, 28, 32]
+        oh.make_node("Where", ["spatial", "aligned", "s"], ["mixed"], name="where"),   # [1, 3, 28, 32]
+        oh.make_node("Expand", ["same", "g_two"], ["same2"], name="expand"),            # [T, T]
+        oh.make_node("Tile", ["g_one", "g_two"], ["ones2"], name="tile"),               # [1, 1]
+        oh.make_node("ReduceSum", ["ones2", "g_zero"], ["two"], name="sum", keepdims=1),  # [2]
+        oh.make_node("Squeeze", ["two", "g_ax"], ["two_s"], name="squeeze"),
+        oh.make_node("Identity", ["mixed"], ["sizes"], name="identity"),
+        oh.make_node("Resize", ["x", "", "", "sizes"], ["y"], name="resize", mode="nearest"),
+    ]
+    model = make(nodes)
+    view = ModelView.build(model)
+    scope, node, sem = the_resize(view)
+    assert view.value(scope, "sizes").tolist() == [1, 3, 28, 32]
+    assert view.value(scope, "same2").tolist() == [True, True] and int(view.value(scope, "two_s")) == 2
+    assert view.value(scope, "zeros2").tolist() == [0, 0]
+    assert sem.resolved and sem.output_shape == ort_output_shape(model, (1, 3, 15, 17)) == (1, 3, 28, 32)
+
+
 # --- symbolic dims, lost shapes and values --------------------------------------------------------
 
 
