@@ -15,10 +15,19 @@ from onnx import numpy_helper
 
 from rewriter.errors import UsageError
 from rewriter.shape_loss import Lost, ShapeLoss
-from rewriter.static_values import MAX_ELEMENTS, Dim, StaticValues, SymVector, Value, elements, evaluate_node, is_static, shape_of
+from rewriter.static_values import (
+    MAX_ELEMENTS,
+    Dim,
+    StaticValues,
+    SymVector,
+    Value,
+    elements,
+    evaluate_node,
+    shape_of,
+)
 
 __all__ = ["Dim", "Lost", "ModelView", "Scope", "SymVector", "Value", "check_input_shapes", "check_input_values", "default_opset",
-           "evaluate_node", "fresh_name", "infer_shapes", "is_static", "subgraphs"]
+           "evaluate_node", "fresh_name", "infer_shapes", "subgraphs"]
 
 # Initializers bigger than this are hidden from shape inference (their data is never needed for shapes).
 _INFERENCE_INLINE_LIMIT = 4096

@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from rewriter.static_values import MAX_ELEMENTS, NOT_FOLDED, SHAPE_INPUTS, Dim, StaticValues, SymVector, elements, is_static, shape_of
+from rewriter.static_values import (
+    DATA_SHAPED,
+    MAX_ELEMENTS,
+    NOT_FOLDED,
+    SHAPE_INPUTS,
+    Dim,
+    StaticValues,
+    SymVector,
+    is_static,
+    shape_of,
+)
 
 if TYPE_CHECKING:
     from rewriter.graph import Scope
 
-# Ops whose output shape depends on the data itself.
-_DATA_SHAPED = {"NonZero", "Unique", "NonMaxSuppression", "StringSplit"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,6 @@ class ShapeLoss:
                 self._shape[key] = _input_shape_lost(name, shape_of(vi))
 
     def _visit(self, scope: Scope, node: onnx.NodeProto, label: str) -> None:
-        op = node.op_type
         for out in node.output:
             if not out:
                 continue
@@ -166,7 +173,7 @@ class ShapeLoss:
         op = node.op_type
         if out in self.static.failures:
             return Lost(self.static.failures[out], label, op)
-        if op in _DATA_SHAPED:
+        if op in DATA_SHAPED:
             return Lost("its output shape depends on the data", label, op)
         for k in SHAPE_INPUTS.get(op, ()) if node.domain in ("", "ai.onnx") else ():
             if k < len(node.input) and node.input[k] and (lost := self.value(scope, node.input[k])) is not None:

@@ -17,8 +17,8 @@ Initializers are read only when a node needs their value and every other input i
 from __future__ import annotations
 
 import functools
-import math
 import itertools
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +49,8 @@ SHAPE_INPUTS = {
     "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,), "ReduceSumSquare": (1,), "Col2Im": (1, 2),
     "DFT": (1,), "STFT": (1, 3), "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,), "MelWeightMatrix": (0, 1),
 }
+# Ops whose output shape depends on the data itself (bounded by their input's size).
+DATA_SHAPED = {"NonZero", "Unique", "NonMaxSuppression", "Compress", "StringSplit"}
 # Ops whose result is not a function of their inputs, or that run subgraphs: never folded.
 NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "If", "Loop", "Scan", "SequenceMap"}
 
@@ -95,10 +97,10 @@ def evaluate_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: 
         params = {"log": lambda *args: None, "verbose": 0, "new_ops": None, "existing_functions": {}, "evaluator_cls": ReferenceEvaluator, "opsets": {"": version}}
         try:
             results = kernel(node, params).run(*inputs)  # one result per output position
-            if len(results) >= len(node.output):
-                return [np.asarray(r) if o else None for o, r in zip(node.output, results)]
         except Exception:  # the whole evaluator decides (it may handle what the bare kernel does not)
-            pass
+            results = ()
+        if len(results) >= len(node.output):
+            return [np.asarray(r) if o else None for o, r in zip(node.output, results)]
     results = iter(_evaluate_in_model(node, inputs, version))  # results of the named outputs, in order
     return [np.asarray(next(results)) if o else None for o in node.output]
 
@@ -107,7 +109,7 @@ def has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel(op_type: str, version: int):
     from onnx.reference import ReferenceEvaluator
     from onnx.reference.op_run import OpRunExpand
@@ -123,22 +125,27 @@ def _kernel(op_type: str, version: int):
 def _evaluate_in_model(node: onnx.NodeProto, inputs: list[np.ndarray | None], version: int) -> list[np.ndarray]:
     from onnx.reference import ReferenceEvaluator
 
-    names = [f"in{k}" if n else "" for k, n in enumerate(node.input)]
+    single = _isolated(node)
+    feeds = {n: v for n, v in zip(single.input, inputs) if n and v is not None}
+    inputs_info = [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()]
+    model = onnx.helper.make_model(_one_node_graph(single, inputs_info), opset_imports=[onnx.helper.make_opsetid("", version)])
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def _isolated(node: onnx.NodeProto) -> onnx.NodeProto:
+    """A copy of ``node`` reading ``in<k>`` and writing ``out<k>`` (empty optional names kept empty)."""
     single = onnx.NodeProto()
     single.CopyFrom(node)
     del single.input[:]
-    single.input.extend(names)
+    single.input.extend(f"in{k}" if n else "" for k, n in enumerate(node.input))
     del single.output[:]
     single.output.extend(f"out{k}" if o else "" for k, o in enumerate(node.output))
-    feeds = {n: v for n, v in zip(names, inputs) if n and v is not None}
-    graph = onnx.helper.make_graph(
-        [single],
-        "eval",
-        [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()],
-        [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in single.output if o],
-    )
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", version)])
-    return ReferenceEvaluator(model).run(None, feeds)
+    return single
+
+
+def _one_node_graph(single: onnx.NodeProto, inputs: list[onnx.ValueInfoProto], initializers: list[onnx.TensorProto] | None = None) -> onnx.GraphProto:
+    outputs = [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in single.output if o]
+    return onnx.helper.make_graph([single], "node", inputs, outputs, initializers)
 
 
 class StaticValues:
@@ -204,6 +211,9 @@ class StaticValues:
     # ------------------------------------------------------------------ the pass
 
     def _visit(self, scope: Scope, node: onnx.NodeProto) -> None:
+        pending = [o for o in node.output if o and not is_static(scope.shapes.get(o))]
+        if pending:  # shapes first: a result too big to keep is then never computed
+            self._refine_shapes(scope, node, pending)
         try:
             outputs = self._evaluate(scope, node)
         except BadModelError:
@@ -223,16 +233,12 @@ class StaticValues:
                 self._set_shape(scope, name, tuple(int(d) for d in v.shape))
                 continue
             values[name] = v
-            if node.op_type != "Constant":
-                self._improved.add(name)
+            self._improved.add(name)
             if isinstance(v, np.ndarray):
                 self._set_shape(scope, name, tuple(int(d) for d in v.shape))
                 scope.elem_types[name] = onnx.helper.np_dtype_to_tensor_dtype(v.dtype)
             elif name not in scope.shapes:
                 scope.shapes[name] = (len(v.items),)
-        pending = [o for o in node.output if o and not is_static(scope.shapes.get(o))]
-        if pending:
-            self._refine_shapes(scope, node, pending)
 
     def _evaluate(self, scope: Scope, node: onnx.NodeProto) -> list[Value | None] | None:
         op = node.op_type
@@ -251,14 +257,21 @@ class StaticValues:
         # Check every input before reading any initializer: a node on activations reads nothing.
         if any(n and self.value(scope, n, read=False) is None and not self.readable(scope, n) for n in node.input):
             return None
-        out_shape = scope.shapes.get(node.output[0]) if node.output else None
-        if is_static(out_shape) and elements(out_shape) > MAX_ELEMENTS:  # type: ignore[arg-type]
-            return None
         inputs = [_normalize(self.value(scope, n)) if n else None for n in node.input]
         if any(isinstance(v, SymVector) for v in inputs):
             return [_eval_symbolic(node, inputs)] + [None] * (len(node.output) - 1)
         if any(isinstance(v, np.ndarray) and v.size > MAX_ELEMENTS for v in inputs):
             return None
+        # Only results known to be small are computed (Expand, Tile, ConstantOfShape... can be huge); the
+        # data-dependent ops have no static shape but stay within their input's size.
+        if op not in DATA_SHAPED:
+            for o in filter(None, node.output):
+                shape = scope.shapes.get(o)
+                if not is_static(shape):
+                    return None
+                if elements(shape) > MAX_ELEMENTS:  # type: ignore[arg-type]
+                    self.failures[o] = f"its value would have {elements(shape)} elements, more than the {MAX_ELEMENTS} kept statically"  # type: ignore[arg-type]
+                    return None
         return evaluate_node(node, inputs, self.opset)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ shapes
@@ -277,7 +290,7 @@ class StaticValues:
             if own is not None:
                 self._set_shape(scope, node.output[0], own)
                 pending = [o for o in pending if not is_static(scope.shapes.get(o))]
-        if pending and any(n in self._improved for n in node.input) and not has_subgraph(node):
+        if pending and any(n in self._improved or self.readable(scope, n) for n in node.input if n) and not has_subgraph(node):
             for name, (shape, elem_type) in self._infer_alone(scope, node).items():
                 if name in pending and shape is not None:
                     self._set_shape(scope, name, shape)
@@ -300,13 +313,7 @@ class StaticValues:
             shape = scope.lookup_shape(name)
             symbols.update(d for d in shape or () if isinstance(d, str))
             inputs.append(onnx.helper.make_tensor_value_info(f"in{k}", elem_type, None if shape is None else [d if d is not None else "" for d in shape]))
-        single = onnx.NodeProto()
-        single.CopyFrom(node)
-        del single.input[:]
-        single.input.extend(f"in{k}" if n else "" for k, n in enumerate(node.input))
-        del single.output[:]
-        single.output.extend(f"out{k}" if o else "" for k, o in enumerate(node.output))
-        graph = onnx.helper.make_graph([single], "node", inputs, [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in single.output if o], inits)
+        graph = _one_node_graph(_isolated(node), inputs, inits)
         model = onnx.helper.make_model(graph, opset_imports=list(self.model.opset_import), ir_version=max(self.model.ir_version, 4))
         model.functions.extend(self.model.functions)
         try:

@@ -85,7 +85,7 @@ def the_resize(view: ModelView):
 
 def assert_resolved_like_ort(model: onnx.ModelProto, lost_at: str, x_shape=(1, 3, 15, 17)) -> None:
     assert onnx_loses(model, lost_at), "the model no longer reproduces the lost shape"
-    scope, node, sem = the_resize(ModelView.build(model))
+    _, _, sem = the_resize(ModelView.build(model))
     assert sem.resolved, sem.problems
     assert sem.output_shape == ort_output_shape(model, x_shape)
 
@@ -243,7 +243,7 @@ def test_generic_shape_arithmetic_folds() -> None:
     ]
     model = make(nodes)
     view = ModelView.build(model)
-    scope, node, sem = the_resize(view)
+    scope, _, sem = the_resize(view)
     assert view.value(scope, "sizes").tolist() == [1, 3, 28, 32]
     assert view.value(scope, "same2").tolist() == [True, True] and int(view.value(scope, "two_s")) == 2
     assert view.value(scope, "zeros2").tolist() == [0, 0]
@@ -268,7 +268,7 @@ def test_symbolic_spatial_dims_name_the_pad_and_ask_for_input_shape() -> None:
     nodes = same_pad_nodes()
     model = make(nodes + resize_by_shape("padded"), x_shape=(1, 3, "H", "W"))
     view = ModelView.build(model)
-    scope, node, sem = the_resize(view)
+    scope, _, sem = the_resize(view)
     assert not sem.resolved
     (problem,) = sem.problems
     assert "'pad_3'" in problem and "dimensions 'H', 'W', which are symbolic" in problem and "--input-shape x=1x3xHxW" in problem
@@ -293,7 +293,7 @@ def test_data_dependent_shape_names_the_first_lost_node() -> None:
     ]
     model = make(nodes + resize_by_shape("t"), x_shape=(1, 3, 4, 5))
     view = ModelView.build(model)
-    scope, node, sem = the_resize(view)
+    scope, _, sem = the_resize(view)
     assert not sem.resolved
     (problem,) = sem.problems
     assert "NonZero node 'NonZero_12'" in problem and "--input-shape" not in problem
@@ -336,12 +336,12 @@ def test_runtime_values_are_named_not_input_shape(which: str, tmp_path: Path) ->
 def test_input_values_pin_runtime_inputs() -> None:
     scales = np.array([1, 1, 2, 3], dtype=np.float32)
     view = ModelView.build(runtime_model("scales"), input_values={"scales": scales})
-    scope, node, sem = the_resize(view)
+    scope, _, sem = the_resize(view)
     assert sem.resolved and sem.output_shape == (1, 3, 8, 15)
     assert view.input_values["scales"] is scales and np.array_equal(view.value(scope, "scales"), scales)
     assert view.lost(scope, "scales") is None
     view = ModelView.build(runtime_model("sizes"), input_values={"hw": np.array([7, 9], dtype=np.int32)})
-    scope, node, sem = the_resize(view)
+    scope, _, sem = the_resize(view)
     assert sem.resolved and sem.output_shape == (1, 3, 7, 9)
     assert view.value(scope, "sizes").tolist() == [1, 3, 7, 9]
 
@@ -358,6 +358,26 @@ def test_input_values_are_validated(values, shapes, message) -> None:
     with pytest.raises(UsageError, match=message) as info:
         ModelView.build(runtime_model("scales", (1, 3, "H", "W")), input_shapes=shapes, input_values=values)
     assert "\n" not in str(info.value)
+
+
+def test_big_results_are_shaped_not_computed(monkeypatch) -> None:
+    from rewriter import static_values
+
+    evaluated: list[str] = []
+    real = static_values.evaluate_node
+    monkeypatch.setattr(static_values, "evaluate_node", lambda node, *a: (evaluated.append(node.op_type), real(node, *a))[1])
+    nodes = [
+        const("times", [1, 1, 64, 64]),
+        oh.make_node("Shape", ["x"], ["s"], name="shape"),
+        oh.make_node("Mul", ["s", "times"], ["big_shape"], name="mul"),
+        oh.make_node("ConstantOfShape", ["big_shape"], ["mask"], name="mask", value=numpy_helper.from_array(np.ones(1, np.float32))),
+        oh.make_node("Mul", ["mask", "mask"], ["y"], name="square"),
+    ]
+    view = ModelView.build(make(nodes, x_shape=(1, 3, 64, 64)))
+    scope = view.scopes[0]
+    assert scope.lookup_shape("mask") == scope.lookup_shape("y") == (1, 3, 4096, 4096)
+    assert view.value(scope, "mask") is None and evaluated == ["Mul"]  # the shape product only, never the 50M-element mask
+    assert "more than the 65536 kept statically" in str(view.lost(scope, "mask"))
 
 
 # --- weights stay unread -------------------------------------------------------------------------
