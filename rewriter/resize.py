@@ -256,7 +256,8 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
         known = scales if scales is not None else sizes
         rank = len(known) if known is not None and axes_attr is None else None
     if rank is None:
-        problems.append("input rank is unknown")
+        lost = view.lost(scope, node.input[0], "shape")
+        problems.append(f"input rank is unknown: {lost}" if lost is not None else "input rank is unknown")
         return ResizeSemantics(node.name, node.op_type, opset, mode, transform, nearest_mode,
                                float(attrs.get("cubic_coeff_a", -0.75)), bool(attrs.get("exclude_outside", 0)),
                                float(attrs.get("extrapolation_value", 0.0)), antialias, axes_attr, policy, roi,

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from rewriter.graph import Scope
 
 
-
 @dataclass(frozen=True)
 class Lost:
     """Where and why a shape or value stops being static.
@@ -115,12 +114,13 @@ class ShapeLoss:
                     return n, k
                 k -= length
             return None
-        if op == "Gather" and isinstance(values[1], np.ndarray):
-            return ins[0], int(np.atleast_1d(values[1])[k])
-        if op == "Slice" and isinstance(values[0], SymVector) and all(isinstance(v, np.ndarray) for v in values[1:3]):
+        data = values[0].items if isinstance(values[0], SymVector) else None
+        if op == "Gather" and data is not None and isinstance(values[1], np.ndarray) and k < values[1].size:
+            return ins[0], int(values[1].flat[k]) % len(data)
+        if op == "Slice" and data is not None and all(isinstance(v, np.ndarray) and v.size for v in values[1:3]):
             steps = values[4] if len(values) > 4 and isinstance(values[4], np.ndarray) else np.array([1])
-            picked = range(len(values[0].items))[slice(int(values[1][0]), int(values[2][0]), int(steps[0]))]
-            return ins[0], picked[k]
+            picked = range(len(data))[slice(int(values[1].flat[0]), int(values[2].flat[0]), int(steps.flat[0]))]
+            return (ins[0], picked[k]) if k < len(picked) else None
         if op in ("Mul", "Div", "Add", "Sub", "Max", "Min"):
             for n, v in zip(ins, values):
                 if isinstance(v, SymVector):
@@ -209,6 +209,8 @@ def _input_shape_lost(name: str, shape: tuple[Dim, ...] | None) -> Lost:
     if shape is None:
         return Lost(f"depends on input {name!r}, whose shape is not declared", fix=f"pass --input-shape {name}=DIMS")
     loose = [(k, d) for k, d in enumerate(shape) if not isinstance(d, int)]
+    if not loose:
+        return Lost(f"depends on input {name!r}, whose shape is not known", fix=f"pass --input-shape {name}=DIMS")
     named = ", ".join(repr(d) if isinstance(d, str) else str(k) for k, d in loose)
     kind = "symbolic" if all(isinstance(d, str) for _, d in loose) else "not fixed"
     plural = len(loose) > 1

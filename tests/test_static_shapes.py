@@ -303,6 +303,16 @@ def test_data_dependent_shape_names_the_first_lost_node() -> None:
     assert view.lost(scope, "x", "shape") is None
 
 
+def test_unknown_rank_names_the_op_without_inference() -> None:
+    nodes = [oh.make_node("Blur", ["x"], ["blurred"], name="blur", domain="com.example"),
+             oh.make_node("Resize", ["blurred", "", "scales"], ["y"], name="resize", mode="nearest")]
+    model = make(nodes, inputs=[oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5]),
+                                oh.make_tensor_value_info("scales", TensorProto.FLOAT, None)])
+    model.opset_import.append(oh.make_opsetid("com.example", 1))
+    _, _, sem = the_resize(ModelView.build(model))
+    assert sem.problems[-1] == "input rank is unknown: lost at Blur node 'blur': no shape inference for com.example::Blur"
+
+
 def runtime_model(which: str, x_dims=(1, 3, 4, 5)) -> onnx.ModelProto:
     x = oh.make_tensor_value_info("x", TensorProto.FLOAT, list(x_dims))
     if which == "scales":
