@@ -129,6 +129,16 @@ class ShapeLoss:
                         return n, j
         return None
 
+    def _element_or_value(self, scope: Scope, name: str) -> Lost | None:
+        """Why a shape-deciding vector is not static: its first unknown element where it can be traced."""
+        v = self.static.value(scope, name, read=False)
+        if isinstance(v, SymVector):
+            first = next((k for k, d in enumerate(v.items) if d is None), None)
+            first = first if first is not None else next((k for k, d in enumerate(v.items) if not isinstance(d, int)), None)
+            if first is not None:
+                return self.item(scope, name, first)
+        return self.value(scope, name)
+
     def _dim(self, scope: Scope, name: str, k: int) -> Lost | None:
         """Why dimension ``k`` of tensor ``name`` is not static."""
         shape = scope.lookup_shape(name)
@@ -175,11 +185,14 @@ class ShapeLoss:
             return Lost(self.static.failures[out], label, op)
         if op in DATA_SHAPED:
             return Lost("its output shape depends on the data", label, op)
-        for k in SHAPE_INPUTS.get(op, ()) if node.domain in ("", "ai.onnx") else ():
-            if k < len(node.input) and node.input[k] and (lost := self.value(scope, node.input[k])) is not None:
-                return lost.at(label, op, node.input[k])
-        for name in node.input:
-            if name and (lost := self.shape(scope, name)) is not None:
+        decisive = [node.input[k] for k in SHAPE_INPUTS.get(op, ()) if k < len(node.input) and node.input[k]] if node.domain in ("", "ai.onnx") else []
+        # A shape-deciding value that is unknown (not merely symbolic) loses the shape at this node.
+        symbolic = {n for n in decisive if isinstance(v := self.static.value(scope, n, read=False), SymVector) and None not in v.items}
+        for name in decisive:
+            if name not in symbolic and (lost := self._element_or_value(scope, name)) is not None:
+                return lost.at(label, op, name)
+        for name in [*node.input, *symbolic]:
+            if name and (lost := self.shape(scope, name) if name not in symbolic else self._element_or_value(scope, name)) is not None:
                 return lost
         if node.domain not in ("", "ai.onnx"):
             return Lost(f"no shape inference for {node.domain}::{op}", label, op)
