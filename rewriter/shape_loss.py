@@ -72,7 +72,7 @@ class ShapeLoss:
         owner = self.static.owner(scope, name)
         if owner is None:
             return Lost(f"{name!r} is not a tensor of this graph")
-        if _static_value(self.static.value(scope, name, read=False)) or self.static.readable(scope, name):
+        if _static_value(self.static.value(scope, name, read=False)) or self.static.readable(scope, name) or self.static.on_request(name):
             return None
         count = self.static.constant_elements(scope, name)
         if count is not None:

@@ -164,11 +164,15 @@ class StaticValues:
         self.failures: dict[str, str] = {}
         self._improved: set[str] = set()  # tensors known better here than by whole-model inference
         self._fresh = itertools.count()
+        # Nodes that need external data, evaluated only when their value is asked for (never by the pass).
+        self._deferred: dict[str, tuple[Scope, onnx.NodeProto]] = {}
+        self._passing = True
         if scopes:
             self._values[id(scopes[0])].update(pinned)
         for scope in scopes:  # enclosing graphs come before their subgraphs
             for node in scope.graph.node:
                 self._visit(scope, node)
+        self._passing = False
 
     # ------------------------------------------------------------------ lookups
 
@@ -187,7 +191,9 @@ class StaticValues:
         if owner is None:
             return None
         values = self._values[id(owner)]
-        if name not in values and read and self.readable(scope, name):
+        if name not in values and read and name in self._deferred and not self._passing:
+            self._visit(*self._deferred.pop(name))
+        elif name not in values and read and self.readable(scope, name):
             node = owner.producers.get(name)
             values[name] = self._read(owner.initializers[name]) if node is None else _constant(node)  # type: ignore[assignment]
         return values.get(name)
@@ -206,7 +212,21 @@ class StaticValues:
     def readable(self, scope: Scope, name: str) -> bool:
         """A small initializer or Constant whose value can be read when needed (weights never are)."""
         count = self.constant_elements(scope, name)
-        return count is not None and count <= MAX_ELEMENTS
+        return count is not None and count <= MAX_ELEMENTS and not (self._passing and self._external(scope, name))
+
+    def on_request(self, name: str) -> bool:
+        """A value computed from small external constants: not by the pass, but when ``value`` asks for it."""
+        return name in self._deferred
+
+    def _readable_later(self, scope: Scope, name: str) -> bool:
+        """A small external constant (read on request, never by the pass), or computed from one."""
+        count = self.constant_elements(scope, name)
+        return name in self._deferred or (count is not None and count <= MAX_ELEMENTS and self._external(scope, name))
+
+    def _external(self, scope: Scope, name: str) -> bool:
+        owner = self.owner(scope, name)
+        init = owner.initializers.get(name) if owner is not None and name not in owner.producers else None
+        return init is not None and init.data_location == onnx.TensorProto.EXTERNAL
 
     # ------------------------------------------------------------------ the pass
 
@@ -255,7 +275,10 @@ class StaticValues:
             dims = list(shape)[slice(_attr(node, "start", 0), _attr(node, "end", None))]
             return [_normalize(SymVector(tuple(dims)))]
         # Check every input before reading any initializer: a node on activations reads nothing.
-        if any(n and self.value(scope, n, read=False) is None and not self.readable(scope, n) for n in node.input):
+        missing = [n for n in node.input if n and self.value(scope, n, read=False) is None and not self.readable(scope, n)]
+        if missing:
+            if self._passing and all(self._readable_later(scope, n) for n in missing):
+                self._deferred.update((o, (scope, node)) for o in node.output if o)
             return None
         inputs = [_normalize(self.value(scope, n)) if n else None for n in node.input]
         if any(isinstance(v, SymVector) for v in inputs):

@@ -430,3 +430,22 @@ def test_external_weights_stay_unread(tmp_path: Path, monkeypatch) -> None:
     (sem,) = describe_model(ModelView.build(model, str(tmp_path)))
     assert sem.resolved and sem.output_shape == (1, 320, 34, 38)
     assert read == []
+
+
+def test_external_constants_are_read_on_request_only(tmp_path: Path, monkeypatch) -> None:
+    """Scales stored externally behind a node: the pass reads no external data, the Resize's request does."""
+    nodes = [oh.make_node("Identity", ["scales_raw"], ["scales"], name="identity"),
+             oh.make_node("Conv", ["x", "w", "bias"], ["conv"], name="conv"),
+             oh.make_node("Resize", ["conv", "", "scales"], ["y"], name="resize", mode="nearest")]
+    model = make(nodes, [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales_raw"), weight("w", 4, 3, 1, 1), weight("bias", 4)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location="m.data", size_threshold=0)
+    from rewriter import model_io
+
+    read: list[str] = []
+    real = model_io.read_tensor
+    monkeypatch.setattr(model_io, "read_tensor", lambda m, t, d: (read.append(t.name), real(m, t, d))[1])
+    view = ModelView.build(load_model(path), str(tmp_path))
+    assert read == []
+    (sem,) = describe_model(view)
+    assert sem.resolved and sem.output_shape == (1, 4, 30, 34) and read == ["scales_raw"]
