@@ -10,8 +10,9 @@ graph order (ONNX requires topological order):
 - an output whose inferred shape is not static is inferred again from the node alone, with the values now
   known materialised as initializers (onnx shape inference on a one-node model), or taken from its value.
 
-Initializers are read only when a node needs their value and every other input is known; those above
-``MAX_ELEMENTS``, and graph inputs (unless pinned), never are.
+Initializers and Constant nodes are read only when a node needs their value and every other input is known;
+those above ``MAX_ELEMENTS`` never are, nor are graph inputs (unless pinned), and external data is read only
+when a value is asked for (``StaticValues.value``), never by the pass itself.
 """
 
 from __future__ import annotations
@@ -271,11 +272,13 @@ class StaticValues:
             if shape is None:
                 return None
             if op == "Size":
-                return [np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64) if is_static(shape) else None]
+                return [np.array(elements(shape), dtype=np.int64) if is_static(shape) else None]
             dims = list(shape)[slice(_attr(node, "start", 0), _attr(node, "end", None))]
             return [_normalize(SymVector(tuple(dims)))]
         # Check every input before reading any initializer: a node on activations reads nothing.
-        missing = [n for n in node.input if n and self.value(scope, n, read=False) is None and not self.readable(scope, n)]
+        # (After the pass, a value asked for resolves the external constants it needs, through any chain.)
+        missing = [n for n in node.input if n and self.value(scope, n, read=not self._passing and self.on_request(n)) is None
+                   and not self.readable(scope, n)]
         if missing:
             if self._passing and all(self._readable_later(scope, n) for n in missing):
                 self._deferred.update((o, (scope, node)) for o in node.output if o)

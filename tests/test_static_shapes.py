@@ -434,7 +434,8 @@ def test_external_weights_stay_unread(tmp_path: Path, monkeypatch) -> None:
 
 def test_external_constants_are_read_on_request_only(tmp_path: Path, monkeypatch) -> None:
     """Scales stored externally behind a node: the pass reads no external data, the Resize's request does."""
-    nodes = [oh.make_node("Identity", ["scales_raw"], ["scales"], name="identity"),
+    nodes = [oh.make_node("Identity", ["scales_raw"], ["scales_id"], name="identity"),
+             oh.make_node("Cast", ["scales_id"], ["scales"], name="cast", to=TensorProto.FLOAT),
              oh.make_node("Conv", ["x", "w", "bias"], ["conv"], name="conv"),
              oh.make_node("Resize", ["conv", "", "scales"], ["y"], name="resize", mode="nearest")]
     model = make(nodes, [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales_raw"), weight("w", 4, 3, 1, 1), weight("bias", 4)])
