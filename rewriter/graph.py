@@ -1,7 +1,8 @@
 """Read-only views of an ONNX model: graphs and subgraphs, static shapes, constant and shape-derived values.
 
 Everything here works on the graph structure only: large weights are never read (shape inference runs
-on a copy whose big initializers are replaced by typed inputs), so a multi-gigabyte model costs little.
+on a copy whose big initializers are replaced by typed inputs, and ``static_values`` folds shape arithmetic
+from small constants only), so a multi-gigabyte model costs little.
 """
 
 from __future__ import annotations

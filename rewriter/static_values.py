@@ -330,7 +330,7 @@ class StaticValues:
             if not name:
                 continue
             v = self.value(scope, name, read=k in SHAPE_INPUTS.get(node.op_type, ()))
-            if isinstance(v, np.ndarray) and v.size <= MAX_ELEMENTS:
+            if isinstance(v, np.ndarray) and v.size <= MAX_ELEMENTS and v.dtype != object:
                 inits.append(numpy_helper.from_array(v, f"in{k}"))
                 continue
             elem_type = scope.lookup_elem_type(name)
@@ -339,10 +339,10 @@ class StaticValues:
             shape = scope.lookup_shape(name)
             symbols.update(d for d in shape or () if isinstance(d, str))
             inputs.append(onnx.helper.make_tensor_value_info(f"in{k}", elem_type, None if shape is None else [d if d is not None else "" for d in shape]))
-        graph = _one_node_graph(_isolated(node), inputs, inits)
-        model = onnx.helper.make_model(graph, opset_imports=list(self.model.opset_import), ir_version=max(self.model.ir_version, 4))
-        model.functions.extend(self.model.functions)
         try:
+            model = onnx.helper.make_model(_one_node_graph(_isolated(node), inputs, inits), opset_imports=list(self.model.opset_import),
+                                           ir_version=max(self.model.ir_version, 4))
+            model.functions.extend(self.model.functions)
             inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
         except Exception:  # inference is best effort: the shape stays as it was
             return {}
