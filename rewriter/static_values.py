@@ -316,7 +316,12 @@ class StaticValues:
             if own is not None:
                 self._set_shape(scope, node.output[0], own)
                 pending = [o for o in pending if not is_static(scope.shapes.get(o))]
-        if pending and any(n in self._improved or self.readable(scope, n) for n in node.input if n) and not has_subgraph(node):
+        # Worth a one-node inference when an input is known better than whole-model inference knew it, or that
+        # inference gave no shape at all (it stopped, or failed on the model) while the inputs have shapes.
+        inputs = [n for n in node.input if n]
+        better = any(n in self._improved or self.readable(scope, n) for n in inputs)
+        missed = any(o not in scope.shapes for o in pending) and any(scope.lookup_shape(n) is not None for n in inputs)
+        if pending and (better or missed) and not has_subgraph(node):
             for name, (shape, elem_type) in self._infer_alone(scope, node).items():
                 if name in pending and shape is not None:
                     self._set_shape(scope, name, shape)
