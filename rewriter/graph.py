@@ -1,40 +1,37 @@
 """Read-only views of an ONNX model: graphs and subgraphs, static shapes, constant and shape-derived values.
 
 Everything here works on the graph structure only: large weights are never read (shape inference runs
-on a copy whose big initializers are replaced by typed inputs), so a multi-gigabyte model costs little.
+on a copy whose big initializers are replaced by typed inputs, and ``static_values`` folds shape arithmetic
+from small constants only), so a multi-gigabyte model costs little.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from rewriter.errors import BadModelError
+from rewriter.errors import UsageError
+from rewriter.shape_loss import Lost, ShapeLoss
+from rewriter.static_values import (
+    MAX_ELEMENTS,
+    Dim,
+    StaticValues,
+    SymVector,
+    Value,
+    elements,
+    evaluate_node,
+    shape_of,
+)
 
-# A dimension is a known int, a symbolic name (dim_param), or unknown (None).
-Dim = Union[int, str, None]
-# A value known at rewrite time: a full numpy array, or a 1-D vector of dims (e.g. derived from Shape).
-Value = Union[np.ndarray, "SymVector"]
+__all__ = ["Dim", "Lost", "ModelView", "Scope", "SymVector", "Value", "check_input_shapes", "check_input_values", "default_opset",
+           "evaluate_node", "fresh_name", "infer_shapes", "subgraphs"]
 
 # Initializers bigger than this are hidden from shape inference (their data is never needed for shapes).
 _INFERENCE_INLINE_LIMIT = 4096
-
-
-@dataclass(frozen=True)
-class SymVector:
-    """A 1-D integer vector whose elements may be symbolic (a dim_param) or unknown."""
-
-    items: tuple[Dim, ...]
-
-    def known(self) -> np.ndarray | None:
-        if all(isinstance(v, int) for v in self.items):
-            return np.array(self.items, dtype=np.int64)
-        return None
 
 
 def fresh_name(base: str, taken: set[str]) -> str:
@@ -112,21 +109,6 @@ class Scope:
         return None
 
 
-def _shape_of(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
-    t = value_info.type
-    if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
-        return None
-    dims: list[Dim] = []
-    for d in t.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        elif d.HasField("dim_param") and d.dim_param:
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return tuple(dims)
-
-
 def _index_graph(graph: onnx.GraphProto, path: str, parent: Scope | None, out: list[Scope]) -> None:
     scope = Scope(graph=graph, path=path, parent=parent)
     for init in graph.initializer:
@@ -134,7 +116,7 @@ def _index_graph(graph: onnx.GraphProto, path: str, parent: Scope | None, out: l
         scope.shapes[init.name] = tuple(int(d) for d in init.dims)
         scope.elem_types[init.name] = init.data_type
     for vi in [*graph.input, *graph.value_info, *graph.output]:
-        shape = _shape_of(vi)
+        shape = shape_of(vi)
         if shape is not None:
             scope.shapes[vi.name] = shape
         if vi.type.HasField("tensor_type"):
@@ -173,19 +155,31 @@ def _strip_for_inference(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _is_big(init: onnx.TensorProto) -> bool:
-    return init.data_location == onnx.TensorProto.EXTERNAL or int(np.prod(init.dims, dtype=np.int64)) > _INFERENCE_INLINE_LIMIT
+    return init.data_location == onnx.TensorProto.EXTERNAL or elements(init.dims) > _INFERENCE_INLINE_LIMIT
 
 
-def infer_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None) -> onnx.ModelProto:
+def infer_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                 input_values: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
     """onnx shape inference (with data propagation) on a weight-free copy; never raises on odd models.
 
-    ``input_shapes`` pins graph inputs to static shapes for the analysis only (the model is not changed).
+    ``input_shapes`` pins graph inputs to static shapes, ``input_values`` to constants (small ones become
+    initializers of the copy, so inference sees their data), for the analysis only: the model is not changed.
     """
     stripped = _strip_for_inference(model)
+    pinned = dict(input_shapes or {})
     if input_shapes:
         check_input_shapes(model, input_shapes)
-        by_name = {vi.name: vi for vi in stripped.graph.input}
-        for name, dims in input_shapes.items():
+    if input_values:
+        check_input_values(model, input_values, input_shapes)
+        pinned.update({name: v.shape for name, v in input_values.items()})
+        small = {name: v for name, v in input_values.items() if v.size <= MAX_ELEMENTS}
+        stripped.graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in small.items())
+        kept = [vi for vi in stripped.graph.input if vi.name not in small]
+        del stripped.graph.input[:]
+        stripped.graph.input.extend(kept)
+    by_name = {vi.name: vi for vi in stripped.graph.input}
+    for name, dims in pinned.items():
+        if name in by_name:
             shape = by_name[name].type.tensor_type.shape
             shape.Clear()
             for d in dims:
@@ -196,39 +190,72 @@ def infer_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]
         return stripped
 
 
+def _graph_inputs(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+    initializer_names = {i.name for i in model.graph.initializer}
+    return {vi.name: vi for vi in model.graph.input if vi.name not in initializer_names}
+
+
 def check_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> None:
     """Reject ``--input-shape`` values naming no input or contradicting the model's static dims."""
-    from rewriter.errors import UsageError
-
-    initializer_names = {i.name for i in model.graph.initializer}
-    inputs = {vi.name: vi for vi in model.graph.input if vi.name not in initializer_names}
+    inputs = _graph_inputs(model)
     for name, dims in input_shapes.items():
         text = "x".join(map(str, dims))
         if name not in inputs:
             raise UsageError(f"--input-shape {name}={text}: the model has no graph input named {name!r} (inputs: {', '.join(inputs) or 'none'})")
         if any(d <= 0 for d in dims):
             raise UsageError(f"--input-shape {name}={text}: dimensions must be positive")
-        declared = _shape_of(inputs[name])
-        if declared is None:
-            continue
-        if len(declared) != len(dims):
-            raise UsageError(f"--input-shape {name}={text}: rank {len(dims)} contradicts the model's rank {len(declared)}")
-        for k, (d, want) in enumerate(zip(declared, dims)):
-            if isinstance(d, int) and d != want:
-                raise UsageError(f"--input-shape {name}={text}: dimension {k} is {d} in the model")
+        if (problem := _shape_conflict(shape_of(inputs[name]), tuple(dims))) is not None:
+            raise UsageError(f"--input-shape {name}={text}: {problem}")
+
+
+def check_input_values(model: onnx.ModelProto, input_values: dict[str, np.ndarray], input_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+    """Reject pinned input values naming no input, or whose dtype or shape contradicts the model (or ``input_shapes``)."""
+    inputs = _graph_inputs(model)
+    for name, value in input_values.items():
+        if name not in inputs:
+            raise UsageError(f"input value {name}: the model has no graph input named {name!r} (inputs: {', '.join(inputs) or 'none'})")
+        if not isinstance(value, np.ndarray):
+            raise UsageError(f"input value {name}: expected a numpy array, got {type(value).__name__}")
+        declared_type = inputs[name].type.tensor_type.elem_type
+        want = onnx.helper.tensor_dtype_to_np_dtype(declared_type) if declared_type else value.dtype
+        if value.dtype != want:
+            raise UsageError(f"input value {name}: dtype {value.dtype} but the model declares {np.dtype(want)}")
+        shape = tuple(int(d) for d in value.shape)
+        if (problem := _shape_conflict(shape_of(inputs[name]), shape)) is not None:
+            raise UsageError(f"input value {name}: shape {list(shape)}: {problem}")
+        if input_shapes and name in input_shapes and tuple(input_shapes[name]) != shape:
+            raise UsageError(f"input value {name}: shape {list(shape)} contradicts --input-shape {name}={'x'.join(map(str, input_shapes[name]))}")
+
+
+def _shape_conflict(declared: tuple[Dim, ...] | None, dims: tuple[int, ...]) -> str | None:
+    if declared is None:
+        return None
+    if len(declared) != len(dims):
+        return f"rank {len(dims)} contradicts the model's rank {len(declared)}"
+    for k, (d, want) in enumerate(zip(declared, dims)):
+        if isinstance(d, int) and d != want:
+            return f"dimension {k} is {d} in the model"
+    return None
 
 
 @dataclass
 class ModelView:
-    """A model with shape information and an index of every (sub)graph scope."""
+    """A model with shape information, an index of every (sub)graph scope, and its static values.
+
+    ``input_values`` are graph inputs pinned to constants for the analysis (their value and shape).
+    """
 
     model: onnx.ModelProto
     base_dir: str | None = None
     scopes: list[Scope] = field(default_factory=list)
+    input_values: dict[str, np.ndarray] = field(default_factory=dict)
+    static: StaticValues | None = field(default=None, repr=False, init=False)
+    _loss: ShapeLoss | None = field(default=None, repr=False, init=False)
 
     @classmethod
-    def build(cls, model: onnx.ModelProto, base_dir: str | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None) -> ModelView:
-        inferred = infer_shapes(model, input_shapes)
+    def build(cls, model: onnx.ModelProto, base_dir: str | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None,
+              input_values: dict[str, np.ndarray] | None = None) -> ModelView:
+        inferred = infer_shapes(model, input_shapes, input_values)
         scopes: list[Scope] = []
         _index_graph(inferred.graph, "", None, scopes)
         # Initializers (with their data) come from the original model, not the stripped copy.
@@ -240,7 +267,9 @@ class ModelView:
             for name in orig.initializers:
                 scope.shapes[name] = orig.shapes[name]
                 scope.elem_types[name] = orig.elem_types[name]
-        return cls(model=model, base_dir=base_dir, scopes=scopes)
+        view = cls(model=model, base_dir=base_dir, scopes=scopes, input_values=dict(input_values or {}))
+        view.static = StaticValues(scopes, model, view.tensor_value, view.input_values)
+        return view
 
     @property
     def opset(self) -> int:
@@ -260,204 +289,16 @@ class ModelView:
 
     def value(self, scope: Scope, name: str) -> Value | None:
         """The value of tensor ``name`` if it is determined statically (constants and shape arithmetic)."""
-        return _Evaluator(self, scope).value(name)
+        return self.static.value(scope, name) if self.static is not None and name else None
 
-
-class _Evaluator:
-    """Partial evaluation of the small integer/float subgraphs that feed Resize inputs."""
-
-    _MAX_ELEMENTS = 1 << 16  # never materialise anything bigger: these are shape computations
-
-    def __init__(self, view: ModelView, scope: Scope) -> None:
-        self.view = view
-        self.scope = scope
-        self.memo: dict[str, Value | None] = {}
-
-    def value(self, name: str) -> Value | None:
-        if name in self.memo:
-            return self.memo[name]
-        self.memo[name] = None  # cycle guard
-        result = self._compute(name)
-        self.memo[name] = result
-        return result
-
-    def _compute(self, name: str) -> Value | None:
-        if not name:
+    def lost(self, scope: Scope, name: str, what: str = "value", item: int | None = None) -> Lost | None:
+        """Why the value (``what="shape"``: the shape) of ``name`` is not static, None if it is: the first node
+        where it was lost and the reason. ``item`` asks about one element of a shape vector (e.g. one of a
+        Resize's sizes), followed back to the input dimension it comes from."""
+        if self.static is None:
             return None
-        init = self.scope.lookup_initializer(name)
-        if init is not None:
-            if int(np.prod(init.dims, dtype=np.int64)) > self._MAX_ELEMENTS:
-                return None
-            return self.view.tensor_value(init)
-        node = self.scope.lookup_producer(name)
-        if node is None:
-            return None
-        try:
-            return self._eval_node(node, list(node.output).index(name))
-        except BadModelError:
-            raise
-        except Exception:  # an op we cannot evaluate statically: the value is just unknown
-            return None
-
-    def _attr(self, node: onnx.NodeProto, name: str, default=None):
-        for a in node.attribute:
-            if a.name == name:
-                return onnx.helper.get_attribute_value(a)
-        return default
-
-    def _eval_node(self, node: onnx.NodeProto, out_index: int) -> Value | None:
-        op = node.op_type
-        if node.domain not in ("", "ai.onnx"):
-            return None
-        if op == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    return numpy_helper.to_array(a.t)
-                if a.name == "value_int":
-                    return np.array(a.i, dtype=np.int64)
-                if a.name == "value_ints":
-                    return np.array(list(a.ints), dtype=np.int64)
-                if a.name == "value_float":
-                    return np.array(a.f, dtype=np.float32)
-                if a.name == "value_floats":
-                    return np.array(list(a.floats), dtype=np.float32)
-            return None
-        if op == "Shape":
-            shape = self.scope.lookup_shape(node.input[0])
-            if shape is None:
-                return None
-            start = self._attr(node, "start", 0)
-            end = self._attr(node, "end", None)
-            dims = list(shape)[slice(start, end)]
-            vec = SymVector(tuple(dims))
-            known = vec.known()
-            return known if known is not None else vec
-        if op == "Size":
-            shape = self.scope.lookup_shape(node.input[0])
-            if shape is None or not all(isinstance(d, int) for d in shape):
-                return None
-            return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
-
-        inputs = [_normalize(self.value(i)) if i else None for i in node.input]
-        if any(isinstance(v, SymVector) for v in inputs):
-            return self._eval_symbolic(node, inputs)
-        if any(v is None and name for v, name in zip(inputs, node.input)):
-            return None
-        if any(isinstance(v, np.ndarray) and v.size > self._MAX_ELEMENTS for v in inputs):
-            return None
-        return self._eval_reference(node, out_index, inputs)
-
-    def _eval_symbolic(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Value | None:
-        """Element bookkeeping for vectors that contain symbolic dims (Gather/Slice/Concat/...)."""
-        op = node.op_type
-        data = inputs[0]
-        if op in ("Identity", "Cast") and isinstance(data, SymVector):
-            return data
-        if op == "Gather" and isinstance(data, SymVector) and isinstance(inputs[1], np.ndarray):
-            idx = inputs[1]
-            picked = [data.items[int(k)] for k in np.atleast_1d(idx)]
-            return SymVector(tuple(picked)) if idx.ndim else _scalar(picked[0])
-        if op == "Slice" and isinstance(data, SymVector):
-            starts, ends = inputs[1], inputs[2]
-            steps = inputs[4] if len(inputs) > 4 and inputs[4] is not None else np.array([1])
-            if not all(isinstance(v, np.ndarray) for v in (starts, ends, steps)):
-                return None
-            return SymVector(tuple(list(data.items)[slice(int(starts[0]), _clip_end(int(ends[0])), int(steps[0]))]))
-        if op == "Concat":
-            items: list[Dim] = []
-            for v in inputs:
-                if isinstance(v, SymVector):
-                    items.extend(v.items)
-                elif isinstance(v, np.ndarray) and v.ndim <= 1:
-                    items.extend(int(x) for x in np.atleast_1d(v))
-                else:
-                    return None
-            return SymVector(tuple(items))
-        if op == "Unsqueeze" and isinstance(data, SymVector):
-            return data
-        if op == "Squeeze" and isinstance(data, SymVector) and len(data.items) == 1:
-            return _scalar(data.items[0])
-        if op in ("Mul", "Div", "Add", "Sub") and all(v is not None for v in inputs):
-            a, b = (_as_items(v) for v in inputs)
-            if a is None or b is None:
-                return None
-            if len(a) == 1 and len(b) > 1:
-                a = a * len(b)
-            if len(b) == 1 and len(a) > 1:
-                b = b * len(a)
-            if len(a) != len(b):
-                return None
-            out: list[Dim] = []
-            for x, y in zip(a, b):
-                if isinstance(x, int) and isinstance(y, int):
-                    out.append(_arith(op, x, y))
-                elif op == "Mul" and (x == 1 or y == 1):
-                    out.append(y if x == 1 else x)
-                elif op in ("Div",) and y == 1:
-                    out.append(x)
-                elif op in ("Add", "Sub") and y == 0:
-                    out.append(x)
-                else:
-                    out.append(None)
-            return _normalize(SymVector(tuple(out)))
-        return None
-
-    def _eval_reference(self, node: onnx.NodeProto, out_index: int, inputs: list[Value | None]) -> np.ndarray | None:
-        return evaluate_node(node, inputs, self.view.opset)[out_index]  # type: ignore[arg-type]
-
-
-def evaluate_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: int) -> list[np.ndarray | None]:
-    """One node on constant inputs with onnx's reference evaluator (None for an unnamed, optional output)."""
-    from onnx.reference import ReferenceEvaluator
-
-    names = [f"in{k}" if n else "" for k, n in enumerate(node.input)]
-    single = onnx.NodeProto()
-    single.CopyFrom(node)
-    del single.input[:]
-    single.input.extend(names)
-    del single.output[:]
-    single.output.extend(f"out{k}" if o else "" for k, o in enumerate(node.output))
-    feeds = {n: v for n, v in zip(names, inputs) if n and v is not None}
-    graph = onnx.helper.make_graph(
-        [single],
-        "eval",
-        [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()],
-        [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in single.output if o],
-    )
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", max(opset, 7))])
-    results = iter(ReferenceEvaluator(model).run(None, feeds))
-    return [np.asarray(next(results)) if o else None for o in node.output]
-
-
-def _normalize(v: Value | None) -> Value | None:
-    """A symbolic vector whose elements all became known is just an array."""
-    if isinstance(v, SymVector):
-        known = v.known()
-        return known if known is not None else v
-    return v
-
-
-def _arith(op: str, x: int, y: int) -> Dim:
-    if op == "Mul":
-        return x * y
-    if op == "Add":
-        return x + y
-    if op == "Sub":
-        return x - y
-    return x // y if y and x % y == 0 else None
-
-
-def _clip_end(end: int) -> int | None:
-    return None if end >= (1 << 62) else end
-
-
-def _scalar(d: Dim) -> Value:
-    return np.array(d, dtype=np.int64) if isinstance(d, int) else SymVector((d,))
-
-
-def _as_items(v: Value) -> list[Dim] | None:
-    if isinstance(v, SymVector):
-        return list(v.items)
-    if isinstance(v, np.ndarray) and v.ndim <= 1:
-        return [int(x) if float(x).is_integer() else None for x in np.atleast_1d(v)]
-    return None
+        if self._loss is None:
+            self._loss = ShapeLoss(self.static, self.scopes)
+        if what == "shape":
+            return self._loss.shape(scope, name)
+        return self._loss.value(scope, name) if item is None else self._loss.item(scope, name, item)

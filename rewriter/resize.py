@@ -232,11 +232,14 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
     rank = len(in_shape) if in_shape is not None else (len(out_shape) if out_shape is not None else None)
     elem_type = scope.lookup_elem_type(node.input[0]) or onnx.TensorProto.FLOAT
 
-    def dynamic(what: str, name: str) -> str:
-        inits = {t.name for t in view.model.graph.initializer}
-        names = [vi.name for vi in view.model.graph.input if vi.name not in inits]
-        hint = ", ".join(f"{n}=..." for n in names) or "NAME=DIMS"
-        return f"{what} input {name!r} depends on dimensions that are not static: pass --input-shape {hint}"
+    def dynamic(what: str, name: str, item: int | None = None) -> str:
+        """Why input ``name`` (or its element ``item``) has no static value: where it was lost, or the run-time input it needs."""
+        lost = view.lost(scope, name, item=item)
+        if lost is not None and lost.runtime_input == name:
+            return f"{what} input {name!r} is a value supplied at run time (graph input {name!r}), not a constant"
+        if lost is not None and lost.runtime_input is not None and lost.node is None:
+            return f"{what} input {name!r} is computed from graph input {lost.runtime_input!r}, a value supplied at run time"
+        return f"{what} input {name!r} is not static: {lost or 'its value is not known'}"
 
     def value(k: int):
         if len(node.input) <= k or not node.input[k]:
@@ -285,7 +288,8 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
         known = scales if scales is not None else sizes
         rank = len(known) if known is not None and axes_attr is None else None
     if rank is None:
-        problems.append("input rank is unknown")
+        lost = view.lost(scope, node.input[0], "shape")
+        problems.append(f"input rank is unknown: {lost}" if lost is not None else "input rank is unknown")
         return ResizeSemantics(node.name, node.op_type, opset, mode, transform, nearest_mode,
                                float(attrs.get("cubic_coeff_a", -0.75)), bool(attrs.get("exclude_outside", 0)),
                                float(attrs.get("extrapolation_value", 0.0)), antialias, axes_attr, policy, roi,
@@ -328,6 +332,10 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
         invalid = f"sizes {full_sizes} must not be negative"
         full_sizes = list(in_dims)
     infos = _axis_lengths(in_dims, full_scales, full_sizes, axes, policy)
+    loose = [a.axis for a in infos if not (a.resolved or a.unchanged) and not isinstance(a.m, int) and a.axis in axes]
+    if size_source == "sizes" and sizes is not None and not problems and loose:
+        # Symbolic or partly unknown sizes: say where the first unresolved one was lost.
+        problems.append(dynamic("sizes", node.input[3], axes.index(loose[0])))
     if invalid is None:
         empty = [a.axis for a in infos if a.n == 0 or a.m == 0]
         if empty:
