@@ -77,6 +77,9 @@ class ResizeSemantics:
     graph_path: str = ""
     problems: tuple[str, ...] = field(default=())  # why the node cannot be fully determined
     invalid: str | None = None  # the node is malformed (bad scales/sizes, empty axis): the model is bad input
+    # Why the input shape is not static (where it was lost), when it is not: kept apart from ``problems``
+    # because portable ONNX does not need static shapes.
+    shape_lost: str | None = None
     # Per-axis matrices once computed: every decision compares them again (targets, passes, proofs).
     _weights: dict[int, AxisWeights] = field(default_factory=dict, compare=False, repr=False)
 
@@ -362,7 +365,15 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
         graph_path=scope.path,
         problems=tuple(problems),
         invalid=invalid,
+        shape_lost=_shape_lost(view, scope, node, in_dims),
     )
+
+
+def _shape_lost(view: ModelView, scope: Scope, node: onnx.NodeProto, in_dims: list[Dim]) -> str | None:
+    if all(isinstance(d, int) for d in in_dims):
+        return None
+    lost = view.lost(scope, node.input[0], "shape")
+    return f"the shape of its input {node.input[0]!r} is not static: {lost}" if lost is not None else None
 
 
 def _is_empty_input(scope: Scope, node: onnx.NodeProto, k: int) -> bool:

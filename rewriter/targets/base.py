@@ -196,7 +196,7 @@ def native_tolerance(sem: ResizeSemantics, axis: int) -> float:
 
 
 def unresolved_reason(sem: ResizeSemantics) -> str:
-    return "cannot be analysed statically: " + ("; ".join(sem.problems) or "its input shape is unknown: pass --input-shape NAME=DIMS")
+    return "cannot be analysed statically: " + ("; ".join(sem.problems) or sem.shape_lost or "its input shape is unknown: pass --input-shape NAME=DIMS")
 
 
 # ---------------------------------------------------------------------------------------------------
