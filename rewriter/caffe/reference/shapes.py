@@ -154,6 +154,7 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
 
 
 def _reshape_shape(layer, bottom: tuple[int, ...]) -> tuple[int, ...]:
+    """Top shape of a Reshape layer (``reshape_layer.cpp``): 0 copies the bottom axis, -1 is inferred."""
     p = layer.reshape_param
     rank = len(bottom)
     start = p.axis if p.axis >= 0 else rank + p.axis + 1

@@ -2,9 +2,9 @@
 
 Only the layers the MIL NeuralNetwork backend emits for rewriter's op set are implemented; any other
 layer raises ``UndocumentedError`` naming it. Layer semantics follow the proto comments (ValidPadding /
-SamePadding output sizes, UpsampleLayerParams.linearUpsampleMode grids, SamplingMode linspace
-definitions, Add/Multiply ``alpha`` applying to a single input, BatchedMatMul weights as a
-(rows=C_in, columns=C_out) row-major matrix, channel axis = -3 for Batchnorm / PReLU / Concat).
+SamePadding output sizes, Add/Multiply ``alpha`` applying to a single input, BatchedMatMul weights as a
+(rows=C_in, columns=C_out) row-major matrix, channel axis = -3 for Batchnorm / PReLU / Concat); the
+Upsample and ResizeBilinear grids are in ``resizing``.
 
 ``NN_LAYERS`` maps a layer type to a function of (layer, input arrays) returning its output(s).
 """
