@@ -1,24 +1,23 @@
-"""Reference evaluator of NeuralNetwork (.mlmodel) specs, layer by layer, from NeuralNetwork.proto.
+"""The NeuralNetwork layers of the reference evaluator, in numpy from the comments of NeuralNetwork.proto.
 
 Only the layers the MIL NeuralNetwork backend emits for rewriter's op set are implemented; any other
 layer raises ``UndocumentedError`` naming it. Layer semantics follow the proto comments (ValidPadding /
-SamePadding output sizes, UpsampleLayerParams.linearUpsampleMode grids, SamplingMode linspace
-definitions, Add/Multiply ``alpha`` applying to a single input, BatchedMatMul weights as a
-(rows=C_in, columns=C_out) row-major matrix, channel axis = -3 for Batchnorm / PReLU / Concat).
+SamePadding output sizes, Add/Multiply ``alpha`` applying to a single input, BatchedMatMul weights as a
+(rows=C_in, columns=C_out) row-major matrix, channel axis = -3 for Batchnorm / PReLU / Concat); the
+Upsample and ResizeBilinear grids are in ``resizing``.
+
+``NN_LAYERS`` maps a layer type to a function of (layer, input arrays) returning its output(s).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from rewriter.coreml import kernels as K
 from rewriter.coreml.kernels import UndocumentedError
-from rewriter.coreml.reference import ReferenceModel, ResizeOp
-from rewriter.sampling import AxisWeights
+from rewriter.coreml.reference.resizing import resize_bilinear_weights, upsample_weights
 
 
 def weights(w, shape=None) -> np.ndarray:
@@ -50,48 +49,6 @@ def _same_pads(same, spatial, kernel, strides, dilations) -> list[tuple[int, int
         small = total // 2
         out.append((small, total - small) if same.asymmetryMode == 0 else (total - small, small))  # 0 = BOTTOM_RIGHT_HEAVY
     return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# Resizing layers (documented grids)
-
-
-def upsample_weights(p, nh: int, nw: int) -> tuple[AxisWeights, AxisWeights, dict]:
-    mode = "BILINEAR" if p.mode == 1 else "NN"
-    lmode = {0: "DEFAULT", 1: "ALIGN_CORNERS_TRUE", 2: "ALIGN_CORNERS_FALSE"}[p.linearUpsampleMode]
-    params: dict[str, Any] = {"mode": mode}
-    if len(p.fractionalScalingFactor):
-        factors: list[Any] = [np.float32(f) for f in p.fractionalScalingFactor]
-        params["fractionalScalingFactor"] = factors
-    else:
-        factors = [int(f) for f in p.scalingFactor] or [1, 1]
-        params["scalingFactor"] = factors
-    if mode == "BILINEAR":
-        params["linearUpsampleMode"] = lmode
-    if mode == "NN":
-        if "fractionalScalingFactor" in params:
-            raise UndocumentedError(f"Upsample NN with fractional factors {factors}: not a documented nearest-neighbour layer")
-        return K.integer_nearest_weights(nh, factors[0]), K.integer_nearest_weights(nw, factors[1]), params
-    if "fractionalScalingFactor" in params:
-        # Output size for fractional factors is not written in the proto; floor(X * f) as in MIL type inference.
-        mh, mw = K.output_length(nh, factors[0]), K.output_length(nw, factors[1])
-        if lmode == "DEFAULT":
-            raise UndocumentedError("Upsample BILINEAR DEFAULT with fractional factors is not allowed")
-    else:
-        mh, mw = nh * factors[0], nw * factors[1]
-    grid = {"DEFAULT": K.grid_asymmetric, "ALIGN_CORNERS_TRUE": K.grid_align_corners, "ALIGN_CORNERS_FALSE": K.grid_half_pixel}[lmode]
-    return K.bilinear_weights(grid(nh, mh), nh), K.bilinear_weights(grid(nw, mw), nw), params
-
-
-_SAMPLING = {0: ("STRICT_ALIGN_ENDPOINTS_MODE", K.grid_align_corners), 1: ("ALIGN_ENDPOINTS_MODE", K.grid_align_endpoints),
-             2: ("UPSAMPLE_MODE", K.grid_default), 3: ("ROI_ALIGN_MODE", K.grid_offset_corners)}
-
-
-def resize_bilinear_weights(p, nh: int, nw: int) -> tuple[AxisWeights, AxisWeights, dict]:
-    target = [int(t) for t in p.targetSize] or [1, 1]
-    name, grid = _SAMPLING[p.mode.samplingMethod]
-    params = {"targetSize": target, "mode": name}
-    return K.bilinear_weights(grid(nh, target[0]), nh), K.bilinear_weights(grid(nw, target[1]), nw), params
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -418,7 +375,14 @@ def _binary(fn):
     return lambda layer, xs: fn(xs[0].astype(np.float64), xs[1].astype(np.float64))
 
 
-_LAYERS: dict[str, Callable] = {
+def _expand_dims(x, axes):
+    rank = x.ndim + len(axes)
+    for a in sorted(v % rank for v in axes):
+        x = np.expand_dims(x, a)
+    return x
+
+
+NN_LAYERS: dict[str, Callable] = {
     "convolution": _conv,
     "pooling": _pooling,
     "activation": _activation,
@@ -466,82 +430,3 @@ _LAYERS: dict[str, Callable] = {
     "upsample": _upsample,
     "resizeBilinear": _resize_bilinear,
 }
-
-
-def _expand_dims(x, axes):
-    rank = x.ndim + len(axes)
-    for a in sorted(v % rank for v in axes):
-        x = np.expand_dims(x, a)
-    return x
-
-
-class NNModel(ReferenceModel):
-    format = "neuralnetwork"
-
-    def __init__(self, path: Path, spec) -> None:
-        super().__init__(path, spec)
-        self.layers = list(spec.neuralNetwork.layers)
-        self.layer_types = [layer.WhichOneof("layer") for layer in self.layers]
-
-    def _input_shapes(self) -> dict[str, tuple[int, ...]]:
-        out = {}
-        for i in self.spec.description.input:
-            out[i.name] = tuple(int(s) for s in i.type.multiArrayType.shape)
-        return out
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        env: dict[str, np.ndarray] = {}
-        for name, shape in self._input_shapes().items():
-            x = np.asarray(feeds[name], dtype=np.float32)
-            if shape and tuple(x.shape) != shape:
-                raise ValueError(f"input {name!r} has shape {x.shape}, the model wants {shape}")
-            env[name] = x
-        for layer in self.layers:
-            kind = layer.WhichOneof("layer")
-            impl = _LAYERS.get(kind)
-            if impl is None:
-                raise UndocumentedError(f"NeuralNetwork layer {kind!r} is not implemented by the reference evaluator")
-            result = impl(layer, [env[n] for n in layer.input])
-            results = result if isinstance(result, (list, tuple)) else [result]
-            for name, r in zip(layer.output, results):
-                env[name] = np.asarray(r, dtype=np.float32)  # NeuralNetwork blobs are float32 (or fp16 on device)
-        return {name: env[name] for name in self.output_names}
-
-    def resize_ops(self, input_shapes: dict[str, tuple[int, ...]] | None = None) -> list[ResizeOp]:
-        """Upsample / ResizeBilinear layers with their matrices.
-
-        NeuralNetwork specs do not store blob shapes: ``input_shapes`` gives a layer's input shape by layer
-        name; without it the shapes come from running the reference on zeros.
-        """
-        shapes: dict[str, tuple[int, ...]] = {}
-        if input_shapes is None:
-            zeros = {name: np.zeros(shape, dtype=np.float32) for name, shape in self._input_shapes().items()}
-            env_shapes: dict[str, tuple[int, ...]] = {}
-            env = dict(zeros)
-            for layer in self.layers:
-                impl = _LAYERS.get(layer.WhichOneof("layer"))
-                if impl is None:
-                    raise UndocumentedError(f"NeuralNetwork layer {layer.WhichOneof('layer')!r} is not implemented by the reference evaluator")
-                res = impl(layer, [env[n] for n in layer.input])
-                for name, r in zip(layer.output, res if isinstance(res, (list, tuple)) else [res]):
-                    env[name] = np.asarray(r, dtype=np.float32)
-                    env_shapes[name] = env[name].shape
-                shapes[layer.name] = env[layer.input[0]].shape if layer.input else ()
-        else:
-            shapes = dict(input_shapes)
-        found = []
-        for layer in self.layers:
-            kind = layer.WhichOneof("layer")
-            if kind not in ("upsample", "resizeBilinear"):
-                continue
-            if layer.name not in shapes:
-                raise UndocumentedError(f"input shape of layer {layer.name!r} unknown")
-            shape = tuple(shapes[layer.name])
-            fn = upsample_weights if kind == "upsample" else resize_bilinear_weights
-            wh, ww, params = fn(getattr(layer, kind), int(shape[-2]), int(shape[-1]))
-            out = shape[:-2] + (wh.shape[0], ww.shape[0])
-            found.append(ResizeOp(layer.name, f"NN {kind[0].upper()}{kind[1:]}", params, shape, out, wh, ww))
-        return found
-
-
-__all__ = ["NNModel", "resize_bilinear_weights", "upsample_weights", "weights"]
