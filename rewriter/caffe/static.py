@@ -4,10 +4,12 @@ Caffe nets are static: every blob has one shape, and every weight is a number in
 takes the model ``fix_resize`` produced and returns its main graph with
 
 - the graph inputs pinned (``--input-shape`` or the declared dims; a symbolic dim left is a UsageError),
-- every node whose inputs are all constants evaluated once (onnx's reference evaluator) and removed, so
-  Shape -> Gather -> Concat -> Reshape chains and Constant nodes become plain values,
-- a static shape for every remaining tensor (onnx shape inference with data propagation; for the rare
-  tensor it leaves unknown, one ONNX Runtime run of the remaining graph on zeros).
+- a static shape for every tensor from the analysis every command uses (``ModelView``: weight-free shape
+  inference plus the forward pass of ``rewriter.static_values``); for the rare tensor it leaves unknown,
+  one ONNX Runtime run of the remaining graph on zeros,
+- every node whose inputs are all constants evaluated once with the same kernels (``evaluate_node``) and
+  removed, so Shape -> Gather -> Concat -> Reshape chains, Constant nodes and weight transforms become
+  plain values (here weights are read: the caffemodel holds them all).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from onnx import numpy_helper
 
 from rewriter.errors import UsageError
 from rewriter.exporting.onnx_readers import attributes
-from rewriter.graph import default_opset, evaluate_node
+from rewriter.graph import ModelView, default_opset, evaluate_node
 from rewriter.ort_runtime import session
 
 _NO_FOLD = {
@@ -34,7 +36,6 @@ _NO_FOLD = {
     "Multinomial",
     "Bernoulli",
 }
-_INLINE_LIMIT = 4096  # initializers above this many elements are hidden from shape inference
 
 
 @dataclass
@@ -108,7 +109,10 @@ def build(
             )
     opset = default_opset(model)
 
-    shapes, types = _infer(model, pinned, consts, opset)
+    view = ModelView.build(model, source_dir, pinned)
+    main = view.scopes[0]
+    shapes = {name: dims for name, dims in main.shapes.items() if all(isinstance(d, int) for d in dims)}  # type: ignore[misc]
+    types = dict(main.elem_types)
     for name, dims in pinned.items():
         shapes[name] = dims
     for name, value in consts.items():
@@ -129,11 +133,6 @@ def build(
 
     needed = {o for n in nodes for o in n.output if o} | {o.name for o in graph.output}
     missing = [n for n in needed if n not in shapes]
-    if missing:  # folding made more values constant: one more inference may now reach them
-        more_shapes, more_types = _infer(model, pinned, consts, opset, nodes)
-        shapes.update(more_shapes)
-        types.update(more_types)
-        missing = [n for n in needed if n not in shapes]
     if missing:
         shapes.update(_ort_shapes(model, nodes, pinned, consts, elem_types, missing, opset))
     for name, t in types.items():
@@ -172,54 +171,6 @@ def _evaluate(
     except Exception:  # noqa: BLE001 - any evaluator failure just leaves the node in the graph
         return None  # left in the graph: translated (or reported) like any other node
     return [v if v is not None else np.zeros(0) for v in values]
-
-
-def _skeleton(
-    model: onnx.ModelProto,
-    pinned: dict[str, tuple[int, ...]],
-    consts: dict[str, np.ndarray],
-    opset: int,
-    nodes: list[onnx.NodeProto] | None,
-) -> onnx.ModelProto:
-    """A weight-free model for inference: small constants inline, big ones as typed inputs."""
-    graph = model.graph
-    nodes = list(graph.node) if nodes is None else nodes
-    used = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
-    inputs = []
-    for name, dims in pinned.items():
-        vi = next(v for v in graph.input if v.name == name)
-        inputs.append(onnx.helper.make_tensor_value_info(name, vi.type.tensor_type.elem_type, list(dims)))
-    inits = []
-    for name, value in consts.items():
-        if name not in used:
-            continue
-        dtype = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
-        if value.size > _INLINE_LIMIT:
-            inputs.append(onnx.helper.make_tensor_value_info(name, dtype, list(value.shape)))
-        else:
-            inits.append(numpy_helper.from_array(value, name))
-    g = onnx.helper.make_graph(nodes, graph.name or "g", inputs, list(graph.output), inits)
-    m = onnx.helper.make_model(g, opset_imports=list(model.opset_import), ir_version=max(model.ir_version, 4))
-    m.functions.extend(model.functions)
-    return m
-
-
-def _infer(model, pinned, consts, opset, nodes=None) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
-    """Static shapes and element types of the (remaining) graph, from one onnx shape inference."""
-    m = _skeleton(model, pinned, consts, opset, nodes)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 - best effort: the shapes it gives are checked against Caffe's
-        return {}, {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    types: dict[str, int] = {}
-    for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
-        dims = _static_dims(vi)
-        if dims is not None:
-            shapes[vi.name] = dims
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
-            types[vi.name] = vi.type.tensor_type.elem_type
-    return shapes, types
 
 
 def _ort_shapes(model, nodes, pinned, consts, elem_types, wanted, opset) -> dict[str, tuple[int, ...]]:
