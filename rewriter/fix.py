@@ -24,7 +24,7 @@ from rewriter.pipeline import FixOptions, NodeState
 from rewriter.plan import INEXACT, REWRITE, UNRESOLVED, NodePlan, plan_model
 from rewriter.progress import track
 from rewriter.resize import ResizeSemantics
-from rewriter.splice import pin_input_shapes, splice, upgrade_opset
+from rewriter.splice import pin_input_shapes, pin_input_values, splice, upgrade_opset
 from rewriter.targets import Target, make_target
 
 VERIFY_CHOICES = ("local", "full", "none")
@@ -128,12 +128,16 @@ def fix_resize(
     lower: str = "auto",
     border: str = "exact",
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    input_values: dict[str, np.ndarray] | None = None,
     verify: str = "local",
     atol: float = 1e-5,
     inputs: dict[str, np.ndarray] | None = None,
     separable_deconv: bool | None = None,
 ) -> FixResult:
     """Rewrite every Resize/Upsample of ``model`` to run identically on ``target``; save to ``output`` if given.
+
+    ``input_values`` pins graph inputs (scales, sizes, roi, any non-data input) to constants: the analysis
+    uses them and the written model has them as constants instead of inputs.
 
     Raises ``NotExactError`` (nothing written) when a node cannot be made exact, ``VerificationError`` when
     a rewrite does not match in ONNX Runtime, ``BadModelError`` / ``UsageError`` for bad input.
@@ -143,9 +147,10 @@ def fix_resize(
     if verify not in VERIFY_CHOICES:
         raise UsageError(f"--verify {verify!r}: expected local, full or none")
     proto, source_dir = _load(model)
-    job = _Job(model, proto, source_dir, output, options, input_shapes, verify, atol, inputs, _start_data_copy(proto, output, source_dir))
+    job = _Job(model, proto, source_dir, output, options, input_shapes, verify, atol, inputs, _start_data_copy(proto, output, source_dir),
+               dict(input_values or {}))
     try:
-        return _fix(job, ModelView.build(proto, source_dir, input_shapes))
+        return _fix(job, ModelView.build(proto, source_dir, input_shapes, input_values))
     finally:
         if job.early_copy is not None:
             job.early_copy.discard()  # no-op once save_model has taken the copies
@@ -161,7 +166,7 @@ def fix_model(view: ModelView, options: FixOptions, *, input_shapes: dict[str, t
     if original is None:
         original = onnx.ModelProto()
         original.CopyFrom(view.model)
-    job = _Job(original, view.model, view.base_dir, None, options, input_shapes, verify, atol, None, None)
+    job = _Job(original, view.model, view.base_dir, None, options, input_shapes, verify, atol, None, None, dict(view.input_values))
     return _fix(job, view)
 
 
@@ -179,6 +184,7 @@ class _Job:
     atol: float
     inputs: dict[str, np.ndarray] | None
     early_copy: DataCopy | None
+    input_values: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -213,13 +219,16 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
         _record_provenance(plan, result, placed.get(id(plan.ctx)))
     if job.input_shapes and emitted:
         pin_input_shapes(proto, job.input_shapes)
+    if job.input_values:
+        pin_input_values(proto, job.input_values)
     opset = max((ctx.opset for ctx in rewritten), default=model_opset)
     result = FixResult(proto, results, job.options.target.name, job.source_dir)
     if opset != model_opset:
         upgrade_opset(proto, opset)
         result.opset_upgraded_from, result.opset_upgraded_to = model_opset, opset
     if job.verify == "full" or (result.opset_upgraded_from is not None and job.verify != "none"):
-        verify_full(job.source, result, job.input_shapes, job.inputs, job.atol, required=job.verify == "full")
+        feeds = {**job.input_values, **(job.inputs or {})}
+        verify_full(job.source, result, job.input_shapes, feeds or None, job.atol, required=job.verify == "full")
     if job.output is not None:
         result.save(job.output, prestaged=job.early_copy)
     return result

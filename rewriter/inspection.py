@@ -71,6 +71,7 @@ def inspect(
     model: str | os.PathLike | onnx.ModelProto,
     *,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    input_values: dict | None = None,
     targets: tuple[str | Target, ...] = TARGET_NAMES,
     options: dict[str, str | None] | None = None,
 ) -> ModelReport:
@@ -78,7 +79,7 @@ def inspect(
     from rewriter.fix import fix_options
 
     proto, label, base_dir = _as_model(model)
-    view = ModelView.build(proto, base_dir, input_shapes)
+    view = ModelView.build(proto, base_dir, input_shapes, input_values)
     chosen = [make_target(t, options) for t in targets] or [make_target("onnx")]
     per_target = {t.name: plan_model(view, fix_options(t), label) for t in chosen}
     report = ModelReport(label, view.opset, [t.name for t in chosen])
@@ -106,8 +107,9 @@ def check(
     target: str | Target = "onnx",
     *,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    input_values: dict | None = None,
     options: dict[str, str | None] | None = None,
 ) -> CheckResult:
     """Whether every Resize/Upsample already runs identically on ``target`` as it is (fix-resize would leave it)."""
     chosen = make_target(target, options)
-    return CheckResult(chosen.name, inspect(model, input_shapes=input_shapes, targets=(chosen,), options=options))
+    return CheckResult(chosen.name, inspect(model, input_shapes=input_shapes, input_values=input_values, targets=(chosen,), options=options))

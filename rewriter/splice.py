@@ -3,8 +3,10 @@ rules that made each node, drop what only fed the replaced nodes, and raise the 
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 from onnx import helper as oh
+from onnx import numpy_helper
 
 from rewriter.emit import Subgraph
 from rewriter.errors import NotExactError
@@ -167,3 +169,17 @@ def pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, 
             shape.Clear()
             for d in input_shapes[vi.name]:
                 shape.dim.add().dim_value = int(d)
+
+
+def pin_input_values(model: onnx.ModelProto, input_values: dict[str, np.ndarray]) -> None:
+    """Inputs pinned to values become constants: the written model no longer has them as inputs (the rewrites
+    derived from the values hold for those values only)."""
+    keep = [vi for vi in model.graph.input if vi.name not in input_values]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    present = {t.name for t in model.graph.initializer}
+    for name, value in input_values.items():
+        if name not in present:
+            model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        if model.ir_version < 4:  # IR 3 requires every initializer to be a graph input too
+            model.graph.input.append(oh.make_tensor_value_info(name, numpy_helper.from_array(np.asarray(value)).data_type, list(value.shape)))

@@ -24,7 +24,15 @@ import numpy as np
 
 from rewriter.errors import UsageError
 from rewriter.resize import ResizeSemantics
-from rewriter.sampling import F32, WEIGHT_ATOL, AxisWeights, ideal_coordinates, lerp_weights, pick_weights, scaled_lengths
+from rewriter.sampling import (
+    F32,
+    WEIGHT_ATOL,
+    AxisWeights,
+    ideal_coordinates,
+    lerp_weights,
+    pick_weights,
+    scaled_lengths,
+)
 
 GridFn = Callable[[int, int], "AxisWeights | None"]
 
