@@ -12,6 +12,7 @@ from typing import Any
 from rewriter.errors import (
     BadModelError,
     NotExactError,
+    PassError,
     RewriterError,
     UnsupportedOpError,
     UsageError,
@@ -46,6 +47,7 @@ __all__ = [
     "ModelReport",
     "NodeResult",
     "NotExactError",
+    "PassError",
     "RewriterError",
     "UnsupportedOpError",
     "UsageError",
