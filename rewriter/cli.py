@@ -7,8 +7,10 @@ imported inside the commands that use them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -166,6 +168,13 @@ def _default_beside(model: Path, suffix: str) -> Path:
     return model.with_name(model.name.removesuffix(".onnx") + suffix)
 
 
+def _check_output_dir(*paths: Path | None) -> None:
+    """Refuse (exit 2) an output whose directory does not exist, as fix-resize does: no command creates one."""
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: directory does not exist")
+
+
 def _load_inputs(path: Path | None):
     if path is None:
         return None
@@ -254,6 +263,7 @@ def export_caffe_command(
 ) -> None:
     """ONNX -> Caffe prototxt + caffemodel (BVLC Caffe 1.0; Interp/Upsample fork layers on request)."""
     fmt = check_format(output_format)
+    _check_output_dir(output, weights)
     settings = _settings(ctx, model, flavor=flavor, border=border, input_shapes=parse_input_shapes(input_shape))
     from rewriter.caffe import export_caffe
     from rewriter.listings import caffe_listing
@@ -262,6 +272,24 @@ def export_caffe_command(
     emit(caffe_listing(r), fmt)
     for w in r.warnings:
         _warn(w)
+
+
+# coremltools imports torch and TensorFlow when they are installed, to offer their converters: seconds and
+# ~1 GB on every call, where the exporter uses only the MIL builder. They are hidden during the export (its
+# import guards take a failed import for "not installed"); TensorFlow stays visible for Keras input.
+_TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "torchao", "executorch")
+
+
+@contextlib.contextmanager
+def _hidden_modules(names: tuple[str, ...]) -> Iterator[None]:
+    hidden = [name for name in names if name not in sys.modules]  # what is already imported stays usable
+    sys.modules.update(dict.fromkeys(hidden))  # a None entry makes `import name` raise ImportError
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
 
 
 @export_app.command("coreml")
@@ -284,17 +312,18 @@ def export_coreml_command(
         _warn(f"--format {output_format} is deprecated: use --model-format {output_format} (--format says what to print)")
         model_format, output_format = model_format or output_format, None
     fmt = check_format(output_format)
-    if not output.parent.is_dir():  # like fix-resize and export caffe: never create directories
-        raise UsageError(f"cannot write {output}: directory does not exist")
+    _check_output_dir(output)
     settings = _settings(ctx, model, deployment_target=deployment_target, input_shapes=parse_input_shapes(input_shape))
     from rewriter.coreml import export_coreml
+    from rewriter.keras_input import is_keras_path
     from rewriter.listings import coreml_listing
 
-    r = export_coreml(
-        model, output, deployment_target=settings.deployment_target or "iOS15",
-        model_format=model_format or ("neuralnetwork" if output.suffix.lower() == ".mlmodel" else "mlprogram"),
-        input_shapes=settings.input_shapes, compute_precision=compute_precision, verify=verify,
-    )
+    with _hidden_modules(_TORCH_FAMILY + (() if is_keras_path(model) else ("tensorflow",))):
+        r = export_coreml(
+            model, output, deployment_target=settings.deployment_target or "iOS15",
+            model_format=model_format or ("neuralnetwork" if output.suffix.lower() == ".mlmodel" else "mlprogram"),
+            input_shapes=settings.input_shapes, compute_precision=compute_precision, verify=verify,
+        )
     emit(coreml_listing(r), fmt)
     for w in r.warnings:
         _warn(w)
