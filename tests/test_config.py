@@ -42,7 +42,7 @@ def renamed_model(input_name: str, shape: tuple[int, ...], mode: str) -> onnx.Mo
 
 def write_repo(root: Path) -> dict[str, Path]:
     """A repository of models with different input names, each needing its own target and shapes."""
-    (root / ".git").mkdir()
+    (root / ".git").mkdir(exist_ok=True)
     (root / "rewriter.toml").write_text(CONFIG)
     paths = {"ios": root / "ios" / "seg" / "a.onnx", "npu": root / "npu" / "b.onnx", "plain": root / "c.onnx"}
     for p in paths.values():
