@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,14 +38,14 @@ export_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Expo
 app.add_typer(export_app, name="export")
 
 InputShapes = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--input-shape", help="Static shape for a graph input, NAME=D0xD1x... (repeatable; beats the config file)."),
 ]
-DeploymentTarget = Annotated[Optional[str], typer.Option("--deployment-target", help="Core ML deployment target: " + ", ".join(IOS_VERSIONS) + " (default iOS15).")]
-CaffeFlavor = Annotated[Optional[str], typer.Option("--flavor", help="Caffe flavor: bvlc (default), interp (Interp layer), upsample (fork Upsample layer).")]
-Targets = Annotated[Optional[list[str]], typer.Option("--target", help=" | ".join(TARGET_NAMES) + " (repeatable).")]
+DeploymentTarget = Annotated[str | None, typer.Option("--deployment-target", help="Core ML deployment target: " + ", ".join(IOS_VERSIONS) + " (default iOS15).")]
+CaffeFlavor = Annotated[str | None, typer.Option("--flavor", help="Caffe flavor: bvlc (default), interp (Interp layer), upsample (fork Upsample layer).")]
+Targets = Annotated[list[str] | None, typer.Option("--target", help=" | ".join(TARGET_NAMES) + " (repeatable).")]
 OutputFormat = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--format", help=" | ".join(FORMATS) + ": what to print (default: table on a terminal, plain when piped)."),
 ]
 
@@ -59,7 +59,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Settings file (default: the nearest rewriter.toml or pyproject.toml with [tool.rewriter]).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (default: the nearest rewriter.toml or pyproject.toml with [tool.rewriter]).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Make ONNX Resize/Upsample give the same numbers on every runtime."""
@@ -191,16 +191,16 @@ def _load_inputs(path: Path | None):
 def fix_resize_command(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="ONNX model")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output path (default: <stem>.fixed.onnx beside the input).")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", help=" | ".join(TARGET_NAMES) + " (default: the config file's first target, else onnx).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output path (default: <stem>.fixed.onnx beside the input).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help=" | ".join(TARGET_NAMES) + " (default: the config file's first target, else onnx).")] = None,
     deployment_target: DeploymentTarget = None,
-    lower: Annotated[Optional[str], typer.Option("--lower", help=" | ".join(LOWER_CHOICES) + ": a named form is that form or a refusal (default auto).")] = None,
-    border: Annotated[Optional[str], typer.Option("--border", help="exact (default) | zero (the classic Caffe recipe, never exact).")] = None,
+    lower: Annotated[str | None, typer.Option("--lower", help=" | ".join(LOWER_CHOICES) + ": a named form is that form or a refusal (default auto).")] = None,
+    border: Annotated[str | None, typer.Option("--border", help="exact (default) | zero (the classic Caffe recipe, never exact).")] = None,
     input_shape: InputShapes = None,
     verify: Annotated[str, typer.Option("--verify", help="local (each rewritten node) | full (whole model) | none")] = "local",
-    atol: Annotated[Optional[float], typer.Option("--atol", help="Allowed error relative to the output magnitude (default 1e-5).")] = None,
-    inputs: Annotated[Optional[Path], typer.Option("--inputs", help="An .npz of input tensors for --verify full.")] = None,
-    report_json: Annotated[Optional[Path], typer.Option("--report-json", help="Also write the report as JSON to this file.")] = None,
+    atol: Annotated[float | None, typer.Option("--atol", help="Allowed error relative to the output magnitude (default 1e-5).")] = None,
+    inputs: Annotated[Path | None, typer.Option("--inputs", help="An .npz of input tensors for --verify full.")] = None,
+    report_json: Annotated[Path | None, typer.Option("--report-json", help="Also write the report as JSON to this file.")] = None,
     flavor: CaffeFlavor = None,
     output_format: OutputFormat = None,
 ) -> None:
@@ -235,7 +235,7 @@ def fix_resize_command(
 def report_command(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="ONNX model")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="HTML file to write (default: <stem>.report.html beside the input).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file to write (default: <stem>.report.html beside the input).")] = None,
     target: Targets = None,
     input_shape: InputShapes = None,
     deployment_target: DeploymentTarget = None,
@@ -255,9 +255,9 @@ def export_caffe_command(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="ONNX model")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Prototxt to write.")],
-    weights: Annotated[Optional[Path], typer.Option("--weights", help="Caffemodel (default: OUT with .caffemodel).")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Caffemodel (default: OUT with .caffemodel).")] = None,
     flavor: CaffeFlavor = None,
-    border: Annotated[Optional[str], typer.Option("--border", help="exact (default) | zero (classic zero-border Deconvolution, never exact).")] = None,
+    border: Annotated[str | None, typer.Option("--border", help="exact (default) | zero (classic zero-border Deconvolution, never exact).")] = None,
     input_shape: InputShapes = None,
     output_format: OutputFormat = None,
 ) -> None:
@@ -298,12 +298,12 @@ def export_coreml_command(
     model: Annotated[Path, typer.Argument(help="ONNX model, or a Keras model (.keras, .h5, SavedModel directory) with rewriter[tf]")],
     output: Annotated[Path, typer.Option("-o", "--output", help="OUT.mlpackage (mlprogram) or OUT.mlmodel (neuralnetwork).")],
     deployment_target: DeploymentTarget = None,
-    model_format: Annotated[Optional[str], typer.Option("--model-format", help="mlprogram | neuralnetwork (default: from OUT's extension).")] = None,
+    model_format: Annotated[str | None, typer.Option("--model-format", help="mlprogram | neuralnetwork (default: from OUT's extension).")] = None,
     input_shape: InputShapes = None,
     compute_precision: Annotated[str, typer.Option("--compute-precision", help="float32 | float16")] = "float32",
     verify: Annotated[bool, typer.Option("--verify", help="Compare with ONNX Runtime (Core ML itself on macOS; the reference evaluator everywhere).")] = False,
     output_format: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--format", help=" | ".join(FORMATS) + ": what to print (mlprogram / neuralnetwork still work here: deprecated spellings of --model-format)."),
     ] = None,
 ) -> None:
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except (KeyboardInterrupt, BrokenPipeError):
         return 130
-    except Exception as e:  # noqa: BLE001 - the promise is: no traceback, ever
+    except Exception as e:
         # Usage errors of the CLI framework (typer vendors click, older typer uses click itself).
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()

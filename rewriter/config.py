@@ -131,7 +131,7 @@ def find_config(start: Path | None = None) -> Path | None:
         if (folder / "rewriter.toml").is_file():
             return folder / "rewriter.toml"
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and re.search(r"^\[tool\.rewriter[\].]", pyproject.read_text(encoding="utf-8", errors="replace"), re.M):
+        if pyproject.is_file() and re.search(r"^\[tool\.rewriter[\].]", pyproject.read_text(encoding="utf-8", errors="replace"), re.MULTILINE):
             return pyproject
         if (folder / ".git").exists():
             return None

@@ -82,3 +82,17 @@ def test_coreml_model_format_deprecated_spelling(tmp_path: Path, capsys) -> None
     code, out, err = run_cli(["export", "coreml", str(src), "-o", str(tmp_path / "m.mlmodel"), "--format", "neuralnetwork", "--deployment-target", "iOS14"], capsys)
     assert code == 0, err
     assert "deprecated" in err and "neuralnetwork" in out
+
+
+def test_one_message_for_a_dynamic_input(tmp_path: Path, capsys) -> None:
+    src = copy_fixture("torch_ts17_bilinear_x2_dynbatch.onnx", tmp_path)  # input x: N x 2 x 5 x 7
+    expected = "rewriter: error: input 'x' has a dynamic shape Nx2x5x7: pass --input-shape x=1x2x5x7"
+    commands = [
+        ["export", "coreml", str(src), "-o", str(tmp_path / "m.mlpackage")],
+        ["export", "caffe", str(src), "-o", str(tmp_path / "m.prototxt")],
+        ["fix-resize", str(src), "--verify", "full"],
+    ]
+    for command in commands:
+        code, _, err = run_cli(command, capsys)
+        assert code == 2 and err.startswith(expected), (command, err)
+    assert err.strip() == expected + " or --inputs data.npz", "--verify full also takes input values"

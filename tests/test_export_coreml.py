@@ -474,7 +474,7 @@ def test_default_align_corners_is_caught(monkeypatch, tmp_path: Path) -> None:
 
 def test_nn_builder_rounding_of_near_integer_factors_is_detected() -> None:
     # builder.add_upsample stores a factor f with f - floor(f) <= 0.001 as int(f): half_pixel 2000 -> 4001 would
-    # be written as factor 2 (output 4000). The exporter refuses such a factor for --format neuralnetwork.
+    # be written as factor 2 (output 4000). The exporter refuses such a factor for --model-format neuralnetwork.
     from rewriter.coreml.ops.resize import nn_builder_snaps, scale_for_size
 
     assert nn_builder_snaps(scale_for_size(2000, 4001))
