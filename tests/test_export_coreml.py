@@ -528,7 +528,7 @@ def test_usage_errors(kwargs, output: str, message: str, tmp_path: Path) -> None
 
 
 def test_dynamic_shapes_need_input_shapes(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"dynamic: x \[Nx2xHxW\] \(pass --input-shape"):
+    with pytest.raises(UsageError, match=r"input .x. has a dynamic shape Nx2xHxW: pass --input-shape x=1x2x1x1"):
         export_coreml(MODELS / "torch_ts17_bilinear_rsf_x1p5_dynhw.onnx", tmp_path / "m.mlpackage")
     export = export_coreml(MODELS / "torch_ts17_bilinear_rsf_x1p5_dynhw.onnx", tmp_path / "m.mlpackage", input_shapes={"x": (1, 2, 5, 7)})
     assert export.input_shapes == {"x": (1, 2, 5, 7)}

@@ -104,7 +104,7 @@ def error_png(mappings: list[Mapping], img: np.ndarray) -> tuple[bytes, dict[str
     worst: dict[str, float] = {}
     for ax, mp in zip(axes[2:], others):
         if not mp.available or mp.rows.shape[0] != exact.shape[0] or mp.cols.shape[0] != exact.shape[1]:  # type: ignore[union-attr]
-            ax.text(0.5, 0.5, "converter refuses\nthis node", ha="center", va="center", fontsize=10)
+            ax.text(0.5, 0.5, "no naive mapping\n(not converted,\nor refused)", ha="center", va="center", fontsize=10)
             ax.set_title(mp.label, fontsize=9)
             continue
         err = np.abs(apply(mp, img) - exact)
