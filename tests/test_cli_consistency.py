@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from rewriter.cli import main
-from tests.conftest import MODELS
+from tests.cli_helpers import copy_fixture, run_cli
 
 UNNAMED = "legacy_upsample9_linear.onnx"  # one Upsample-9 node without a name, opset 9
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def copy_fixture(name: str, tmp_path: Path) -> Path:
-    shutil.copy(MODELS / name, tmp_path / name)
-    return tmp_path / name
 
 
 @pytest.mark.parametrize(

@@ -6,33 +6,21 @@ import csv
 import io
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 import rewriter
 from rewriter import cli
-from rewriter.cli import main
 from rewriter.config import TARGET_NAMES
 from rewriter.inspection import inspect
 from rewriter.listings import fix_listing, inspect_listing
 from rewriter.output import Column, Listing, break_tokens, emit, fit_columns
+from tests.cli_helpers import copy_fixture, run_cli
 from tests.conftest import MODELS, ROOT
 
 UNET = MODELS / "cnn_unet_ts17.onnx"
 UNNAMED = MODELS / "legacy_upsample9_linear.onnx"  # one Upsample-9 node without a name
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def copy_fixture(name: str, tmp_path: Path) -> Path:
-    shutil.copy(MODELS / name, tmp_path / name)
-    return tmp_path / name
 
 
 def rendered(listing: Listing, width: int) -> str:
