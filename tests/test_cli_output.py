@@ -46,7 +46,7 @@ def assert_fits_whole_words(listing: Listing, width: int) -> str:
 
 
 def test_inspect_table_fits_80_and_200_columns() -> None:
-    for model in (UNET, UNNAMED, MODELS / "legacy_resize10_nearest_x1p5.onnx"):
+    for model in (UNET, UNNAMED, MODELS / "legacy_resize10_nearest_x1p5.onnx", MODELS / "cnn_fpn_dynamo.onnx", MODELS / "legacy_if_resize.onnx"):
         listing = inspect_listing(inspect(model))
         narrow = assert_fits_whole_words(listing, 80)
         wide = assert_fits_whole_words(listing, 200)
@@ -62,6 +62,14 @@ def test_fix_table_fits_80_and_200_columns(tmp_path: Path) -> None:
         listing = fix_listing(fix_resize(copy_fixture(name, tmp_path), target, out), out)
         for width in (80, 200):
             assert "became" in assert_fits_whole_words(listing, width)
+
+
+def test_table_follows_the_terminal_width(monkeypatch, capsys) -> None:
+    for columns in (80, 200):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        code, out, _ = run_cli(["inspect", str(UNET), "--format", "table"], capsys)
+        assert code == 0 and max(len(line) for line in out.splitlines()) <= columns
+        assert ("┃ scales" in out) == (columns == 200)
 
 
 def test_long_tokens_break_after_separators_only() -> None:
