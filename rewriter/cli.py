@@ -240,14 +240,18 @@ def report_command(
     input_shape: InputShapes = None,
     deployment_target: DeploymentTarget = None,
     flavor: CaffeFlavor = None,
+    output_format: OutputFormat = None,
 ) -> None:
     """A self-contained HTML page per model: each Resize's sampling grid, what naive converters get wrong, what rewriter emits."""
+    fmt = check_format(output_format)
+    _check_targets(target)
     settings = _settings(ctx, model, targets=target, input_shapes=parse_input_shapes(input_shape), deployment_target=deployment_target, flavor=flavor)
+    from rewriter.listings import report_listing
     from rewriter.report import write_report
 
     out_path = output if output is not None else _default_beside(model, ".report.html")
     written = write_report(model, out_path, targets=settings.targets or TARGET_NAMES, input_shapes=settings.input_shapes, options=_options(settings))
-    sys.stdout.write(f"wrote {written}\n")
+    emit(report_listing(written), fmt)
 
 
 @export_app.command("caffe")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rewriter.coreml.exporter import CoreMLExport
     from rewriter.fix import FixResult
     from rewriter.inspection import ModelReport, NodeReport
+    from rewriter.report import Report
 
 VERDICT_STYLES = {"as-is": "green", "rewrite": "yellow", "inexact": "red", "unresolved": "magenta"}
 
@@ -134,3 +135,14 @@ def coreml_listing(r: CoreMLExport) -> Listing:
         notes.append(note)
     title = f"wrote {r.path} ({r.model_format}, {r.deployment_target})"
     return Listing(title, [Column("node"), Column("became")], rows, r.to_json(), notes)
+
+
+def report_listing(r: Report) -> Listing:
+    rows = []
+    for node in r.to_json()["nodes"]:
+        for t, d in node["targets"].items():
+            naive = "" if d["naive_error"] is None else f"{d['naive_error']:.3g}"
+            measured = "" if d["measured_error"] is None else f"{d['measured_error']:.2g}"
+            rows.append([node["name"], t, d["verdict"], naive, d["fix_resize"] or "", measured])
+    columns = [Column("node"), Column("target"), Column("verdict"), Column("naive error", 1), Column("fix-resize writes", 2), Column("measured error", 1)]
+    return Listing(f"wrote {r.path}", columns, rows, r.to_json(), styles=VERDICT_STYLES)

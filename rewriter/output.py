@@ -1,8 +1,9 @@
 """What the commands print: one ``Listing`` (title, columns, rows, notes, a JSON document) in four formats.
 
 - ``table``: a rich table fitted to the terminal: every column gets at least its longest word, so cells wrap
-  between words and never inside one; when even that does not fit, the least important columns are dropped
-  (and named in a note) until it does.
+  between words and never inside one; when the columns do not fit side by side, the least important ones are
+  left out (and named in a note), and if that is not enough, over-long tokens (paths, ``a_b_c=d`` spellings)
+  are broken after a separator such as ``/`` or ``_``, never between two letters of a word.
 - ``plain``: one line per row, ``column: value`` pairs; no colour, no width dependence (the default when
   stdout is not a terminal, so logs and ``grep`` see the same lines everywhere).
 - ``json``: one document; ``csv``: the columns and rows, all of them, as comma-separated values.
@@ -19,6 +20,8 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+
+from rewriter.errors import UsageError
 
 FORMATS = ("table", "plain", "json", "csv")
 # Table chrome per column with show_lines=True and the default box: one space of padding on each side and
@@ -50,8 +53,6 @@ def default_format() -> str:
 
 
 def check_format(value: str | None) -> str:
-    from rewriter.errors import UsageError
-
     if value is None:
         return default_format()
     if value not in FORMATS:

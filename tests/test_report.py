@@ -4,6 +4,7 @@ rendered by a real headless Chromium when one is installed."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -30,13 +31,18 @@ def images(html: str) -> list[bytes]:
 @pytest.mark.parametrize(("fixture", "nodes"), [("cnn_unet_ts17.onnx", 2), ("legacy_upsample9_linear.onnx", 1), ("torch_ts17_nearest3d_x2.onnx", 1)])
 def test_report_has_pictures_for_every_node(fixture: str, nodes: int, tmp_path: Path, capsys) -> None:
     out = tmp_path / "report.html"
-    assert main(["report", str(MODELS / fixture), "-o", str(out)]) == 0, capsys.readouterr().err
+    code = main(["report", str(MODELS / fixture), "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith(f"wrote {out}\n")
     html = out.read_text()
     assert html.count("<h2>") == nodes and len(images(html)) == 2 * nodes
     assert "http" not in html.replace("http-equiv", ""), "self-contained: no external resource"
     for target in ("onnx", "coreml", "caffe"):
         assert f"<td>{target}</td>" in html
     assert "measured error" in html
+    assert main(["report", str(MODELS / fixture), "-o", str(out), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["output"] == str(out) and len(doc["nodes"]) == nodes and all(n["pictures"] for n in doc["nodes"])
 
 
 def test_naive_caffe_deconvolution_differs_at_the_borders_only(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rewriter.errors import NotExactError, RewriterError, UsageError
-from rewriter.inspection import NodeReport, inspect
+from rewriter.inspection import ModelReport, NodeReport, inspect
 from rewriter.sampling import AxisWeights
 from rewriter.targets import TARGET_NAMES
 
@@ -38,6 +38,27 @@ class NodeSection:
     naive_errors: dict[str, float] = field(default_factory=dict)  # target -> worst error on the test image
     emitted: dict[str, Emitted] = field(default_factory=dict)
     note: str | None = None  # why there are no pictures
+
+
+@dataclass
+class Report:
+    """What ``write_report`` wrote: the page, the dry-run report behind it, and one section per node."""
+
+    path: Path
+    model: ModelReport
+    sections: list[NodeSection]
+
+    def to_json(self) -> dict:
+        nodes = []
+        for s in self.sections:
+            per_target = {}
+            for t in self.model.targets:
+                e = s.emitted.get(t)
+                per_target[t] = {"verdict": s.node.plans[t].verdict, "naive_error": s.naive_errors.get(t),
+                                 "fix_resize": None if e is None else (e.refusal or e.became), "passes": [] if e is None else e.passes,
+                                 "measured_error": None if e is None else e.max_error}
+            nodes.append({"name": s.node.semantics.qualified_name, "pictures": s.grid_png is not None, "note": s.note, "targets": per_target})
+        return {"output": str(self.path), "model": self.model.path, "nodes": nodes}
 
 
 def _need_matplotlib() -> None:
@@ -96,8 +117,8 @@ def write_report(
     targets: tuple[str, ...] = TARGET_NAMES,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     options: dict[str, str | None] | None = None,
-) -> Path:
-    """Write the HTML report of ``model`` to ``output`` (atomically); return the path written."""
+) -> Report:
+    """Write the HTML report of ``model`` to ``output`` (atomically)."""
     from rewriter.report.page import render
 
     out = Path(output)
@@ -123,4 +144,4 @@ def write_report(
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(render(report, sections), encoding="utf-8")
     os.replace(tmp, out)
-    return out
+    return Report(out, report, sections)

@@ -58,7 +58,7 @@ def _section(s: NodeSection, targets: list[str]) -> str:
         e = s.emitted.get(t)
         became = "" if e is None else (e.refusal or e.became)
         passes = "" if e is None else ", ".join(e.passes) or "–"
-        naive = s.naive_errors.get(t, plan.naive_max_error)
+        naive = s.naive_errors.get(t)
         rows.append(
             f'<tr><td>{escape(t)}</td><td class="{escape(plan.verdict)}">{escape(plan.verdict)}</td><td>{escape(plan.how)}</td>'
             f"<td>{_num(naive)}</td><td>{escape(became)}</td><td>{escape(passes)}</td><td>{_num(e.max_error if e else None)}</td></tr>"
