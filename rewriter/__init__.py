@@ -19,7 +19,7 @@ from rewriter.errors import (
     VerificationError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it; tags are v<version>)
 
 _LAZY = {
     "fix_resize": "rewriter.fix",
@@ -31,6 +31,7 @@ _LAZY = {
     "ModelReport": "rewriter.inspection",
     "export_coreml": "rewriter.coreml",
     "export_caffe": "rewriter.caffe",
+    "write_report": "rewriter.report",
 }
 
 
@@ -58,4 +59,5 @@ __all__ = [
     "export_coreml",
     "fix_resize",
     "inspect",
+    "write_report",
 ]

@@ -43,3 +43,11 @@ class PassError(RewriterError):
     """A pass failed unexpectedly (a bug in rewriter); the message names the pass, the node and the passes before it."""
 
     exit_code = 2
+
+
+def dynamic_input_error(name: str, dims: list[int | str], alternative: str | None = None) -> UsageError:
+    """The one message for a graph input whose shape a command needs static (every command says it alike)."""
+    shown = "x".join(str(d) for d in dims) or "?"
+    example = "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims) or "1"
+    more = f" or {alternative}" if alternative else ""
+    return UsageError(f"input {name!r} has a dynamic shape {shown}: pass --input-shape {name}={example}{more}")

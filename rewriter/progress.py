@@ -6,10 +6,10 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 T = TypeVar("T")
 _DELAY = 1.0  # seconds before a bar appears: quick steps stay silent
@@ -34,7 +34,7 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
             yield item
             done += 1
             if bar is None and time.monotonic() - start > _DELAY:
-                bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                bar = _bar()
                 bar.start()
                 task = bar.add_task(description, total=total, completed=done)
             elif bar is not None:
@@ -42,3 +42,11 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     finally:
         if bar is not None:
             bar.stop()
+
+
+def _bar() -> Progress:
+    # rich.progress is imported only when a bar is shown: most runs finish before it would appear.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)

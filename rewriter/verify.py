@@ -18,7 +18,7 @@ import onnx
 from onnx import helper as oh
 
 from rewriter.emit import Subgraph
-from rewriter.errors import UsageError, VerificationError
+from rewriter.errors import VerificationError, dynamic_input_error
 from rewriter.graph import SymVector
 from rewriter.model_io import load_model
 from rewriter.ort_runtime import relative_error, session
@@ -168,7 +168,8 @@ def verify_full(
         dims = (input_shapes or {}).get(vi.name) or tuple(d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim)
         if any(d < 0 for d in dims):
             if required:
-                raise UsageError(f"--verify full: input {vi.name!r} has a dynamic shape: pass --input-shape {vi.name}=... or --inputs data.npz")
+                declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
+                raise dynamic_input_error(vi.name, declared, "--inputs data.npz")
             return
         feeds[vi.name] = random_input(tuple(dims), vi.type.tensor_type.elem_type, 0)
     with tempfile.TemporaryDirectory() as tmp:

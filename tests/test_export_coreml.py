@@ -474,7 +474,7 @@ def test_default_align_corners_is_caught(monkeypatch, tmp_path: Path) -> None:
 
 def test_nn_builder_rounding_of_near_integer_factors_is_detected() -> None:
     # builder.add_upsample stores a factor f with f - floor(f) <= 0.001 as int(f): half_pixel 2000 -> 4001 would
-    # be written as factor 2 (output 4000). The exporter refuses such a factor for --format neuralnetwork.
+    # be written as factor 2 (output 4000). The exporter refuses such a factor for --model-format neuralnetwork.
     from rewriter.coreml.ops.resize import nn_builder_snaps, scale_for_size
 
     assert nn_builder_snaps(scale_for_size(2000, 4001))
@@ -528,7 +528,7 @@ def test_usage_errors(kwargs, output: str, message: str, tmp_path: Path) -> None
 
 
 def test_dynamic_shapes_need_input_shapes(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"dynamic: x \[Nx2xHxW\] \(pass --input-shape"):
+    with pytest.raises(UsageError, match=r"input .x. has a dynamic shape Nx2xHxW: pass --input-shape x=1x2x1x1"):
         export_coreml(MODELS / "torch_ts17_bilinear_rsf_x1p5_dynhw.onnx", tmp_path / "m.mlpackage")
     export = export_coreml(MODELS / "torch_ts17_bilinear_rsf_x1p5_dynhw.onnx", tmp_path / "m.mlpackage", input_shapes={"x": (1, 2, 5, 7)})
     assert export.input_shapes == {"x": (1, 2, 5, 7)}

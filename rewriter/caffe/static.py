@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from rewriter.errors import UsageError
+from rewriter.errors import UsageError, dynamic_input_error
 from rewriter.exporting.onnx_readers import attributes
 from rewriter.graph import ModelView, default_opset, evaluate_node
 from rewriter.ort_runtime import session
@@ -97,9 +97,7 @@ def build(
             continue
         dims = _static_dims(vi)
         if dims is None:
-            raise UsageError(
-                f"input {vi.name!r} has dynamic shape [{', '.join(_declared(vi))}]: a Caffe net is static, pass --input-shape {vi.name}=DIMS (e.g. {'x'.join(d if d.isdigit() else '1' for d in _declared(vi)) or '1'})"
-            )
+            raise dynamic_input_error(vi.name, [int(d) if d.isdigit() else d for d in _declared(vi)])
         pinned[vi.name] = dims
     if input_shapes:
         unknown = sorted(set(input_shapes) - set(inputs))

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 
 from rewriter.atomic import Staging
-from rewriter.errors import NotExactError, RewriterError, UnsupportedOpError, UsageError, VerificationError
+from rewriter.errors import NotExactError, RewriterError, UnsupportedOpError, UsageError, VerificationError, dynamic_input_error
 from rewriter.fix import FixResult
 from rewriter.graph import ModelView
 from rewriter.ort_runtime import relative_error, session
@@ -141,7 +141,6 @@ def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, .
         check_input_shapes(model, given)
     initializers = {t.name for t in model.graph.initializer}
     shapes: dict[str, tuple[int, ...]] = {}
-    dynamic: list[str] = []
     for vi in model.graph.input:
         if vi.name in initializers:
             continue
@@ -157,11 +156,8 @@ def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, .
                 ok = False
                 dims.append(d.dim_param or "?")
         if not ok:
-            dynamic.append(f"{vi.name} [{'x'.join(map(str, dims))}]")
-        else:
-            shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
-    if dynamic:
-        raise UsageError("Core ML export needs static input shapes; dynamic: " + ", ".join(dynamic) + " (pass --input-shape NAME=D0xD1x...)")
+            raise dynamic_input_error(vi.name, dims)
+        shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
     return shapes
 
 

@@ -77,7 +77,7 @@ class CoreMLTarget(Target):
     summary: ClassVar[str] = "Core ML (MIL upsample_* / resize_bilinear ops, mlprogram or neuralnetwork)"
     options: ClassVar[dict[str, Option]] = {
         "deployment_target": Option("--deployment-target", IOS_VERSIONS, "iOS15"),
-        "model_format": Option("--format", FORMATS, None),  # None: mlprogram from iOS15, else neuralnetwork
+        "model_format": Option("--model-format", FORMATS, None),  # None: mlprogram from iOS15, else neuralnetwork
     }
 
     @property
@@ -96,9 +96,9 @@ class CoreMLTarget(Target):
     def validate(self) -> None:
         ios = ios_number(self.deployment_target)
         if self.model_format == "mlprogram" and ios < 15:
-            raise UsageError(f"--format mlprogram needs --deployment-target iOS15 or later (got {self.deployment_target}); use --format neuralnetwork for iOS13/iOS14")
+            raise UsageError(f"--model-format mlprogram needs --deployment-target iOS15 or later (got {self.deployment_target}); use --model-format neuralnetwork for iOS13/iOS14")
         if self.model_format == "neuralnetwork" and ios > 14:
-            raise UsageError(f"--format neuralnetwork is the iOS13/iOS14 format (got {self.deployment_target}); NeuralNetwork models built for iOS14 also run on later systems, or use --format mlprogram")
+            raise UsageError(f"--model-format neuralnetwork is the iOS13/iOS14 format (got {self.deployment_target}); NeuralNetwork models built for iOS14 also run on later systems, or use --model-format mlprogram")
 
     def primitives(self) -> tuple[Primitive, ...]:
         ios, fmt = ios_number(self.deployment_target), self.model_format
