@@ -17,7 +17,15 @@ from typing import Annotated
 import typer
 
 from rewriter import __version__
-from rewriter.config import TARGET_NAMES, Config, Settings, check_atol, load_config, parse_input_shapes
+from rewriter.config import (
+    TARGET_NAMES,
+    Config,
+    Settings,
+    check_atol,
+    load_config,
+    parse_input_shapes,
+    parse_input_values,
+)
 from rewriter.errors import RewriterError, UsageError
 from rewriter.output import FORMATS, check_format, emit
 
@@ -40,6 +48,10 @@ app.add_typer(export_app, name="export")
 InputShapes = Annotated[
     list[str] | None,
     typer.Option("--input-shape", help="Static shape for a graph input, NAME=D0xD1x... (repeatable; beats the config file)."),
+]
+InputValues = Annotated[
+    list[str] | None,
+    typer.Option("--input-value", help="Pin a graph input (scales, sizes, roi...) to a constant, NAME=V1,V2,... (repeatable); the written model has it as a constant."),
 ]
 DeploymentTarget = Annotated[str | None, typer.Option("--deployment-target", help="Core ML deployment target: " + ", ".join(IOS_VERSIONS) + " (default iOS15).")]
 CaffeFlavor = Annotated[str | None, typer.Option("--flavor", help="Caffe flavor: bvlc (default), interp (Interp layer), upsample (fork Upsample layer).")]
@@ -108,6 +120,7 @@ def inspect_command(
     as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Deprecated: --format json.")] = False,
     target: Targets = None,
     input_shape: InputShapes = None,
+    input_value: InputValues = None,
     deployment_target: DeploymentTarget = None,
     flavor: CaffeFlavor = None,
 ) -> None:
@@ -116,11 +129,11 @@ def inspect_command(
         _warn("--json is deprecated: use --format json")
     fmt = "json" if as_json else check_format(output_format)
     _check_targets(target)
-    settings = _settings(ctx, model, input_shapes=parse_input_shapes(input_shape), deployment_target=deployment_target, flavor=flavor)
+    settings = _settings(ctx, model, input_shapes=parse_input_shapes(input_shape), input_values=parse_input_values(input_value), deployment_target=deployment_target, flavor=flavor)
     from rewriter.inspection import inspect
     from rewriter.listings import inspect_listing
 
-    report = inspect(model, input_shapes=settings.input_shapes, targets=tuple(target or TARGET_NAMES), options=_options(settings))
+    report = inspect(model, input_shapes=settings.input_shapes, input_values=settings.input_values, targets=tuple(target or TARGET_NAMES), options=_options(settings))
     emit(inspect_listing(report), fmt)
 
 
@@ -130,6 +143,7 @@ def check_command(
     models: Annotated[list[Path], typer.Argument(help="ONNX model(s)")],
     target: Targets = None,
     input_shape: InputShapes = None,
+    input_value: InputValues = None,
     deployment_target: DeploymentTarget = None,
     flavor: CaffeFlavor = None,
     output_format: OutputFormat = None,
@@ -142,15 +156,16 @@ def check_command(
     fmt = check_format(output_format)
     _check_targets(target)
     shapes = parse_input_shapes(input_shape)
+    values = parse_input_values(input_value)
     from rewriter.inspection import inspect
     from rewriter.listings import ModelCheck, check_listing
 
     checks: list[ModelCheck] = []
     for path in models:
-        settings = _settings(ctx, path, targets=target, input_shapes=shapes, deployment_target=deployment_target, flavor=flavor)
+        settings = _settings(ctx, path, targets=target, input_shapes=shapes, input_values=values, deployment_target=deployment_target, flavor=flavor)
         targets = settings.targets or ("onnx",)
         try:
-            report = inspect(path, input_shapes=settings.input_shapes, targets=targets, options=_options(settings))
+            report = inspect(path, input_shapes=settings.input_shapes, input_values=settings.input_values, targets=targets, options=_options(settings))
         except RewriterError as e:
             if e.exit_code != 2:
                 raise
@@ -197,6 +212,7 @@ def fix_resize_command(
     lower: Annotated[str | None, typer.Option("--lower", help=" | ".join(LOWER_CHOICES) + ": a named form is that form or a refusal (default auto).")] = None,
     border: Annotated[str | None, typer.Option("--border", help="exact (default) | zero (the classic Caffe recipe, never exact).")] = None,
     input_shape: InputShapes = None,
+    input_value: InputValues = None,
     verify: Annotated[str, typer.Option("--verify", help="local (each rewritten node) | full (whole model) | none")] = "local",
     atol: Annotated[float | None, typer.Option("--atol", help="Allowed error relative to the output magnitude (default 1e-5).")] = None,
     inputs: Annotated[Path | None, typer.Option("--inputs", help="An .npz of input tensors for --verify full.")] = None,
@@ -206,7 +222,7 @@ def fix_resize_command(
 ) -> None:
     """Rewrite every Resize/Upsample so that TARGET runs it identically (exit 1 if a node cannot be made exact)."""
     fmt = check_format(output_format)
-    settings = _settings(ctx, model, targets=[target] if target else None, input_shapes=parse_input_shapes(input_shape),
+    settings = _settings(ctx, model, targets=[target] if target else None, input_shapes=parse_input_shapes(input_shape), input_values=parse_input_values(input_value),
                          deployment_target=deployment_target, flavor=flavor, atol=atol, lower=lower, border=border, inputs=inputs)
     _options(settings)
     from rewriter.fix import fix_resize, write_report_json
@@ -221,7 +237,7 @@ def fix_resize_command(
         caffe_flavor=settings.flavor,
         lower=settings.lower or "auto",
         border=settings.border or "exact",
-        input_shapes=settings.input_shapes,
+        input_shapes=settings.input_shapes, input_values=settings.input_values,
         verify=verify,
         atol=settings.atol if settings.atol is not None else 1e-5,
         inputs=_load_inputs(settings.inputs),
@@ -238,6 +254,7 @@ def report_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file to write (default: <stem>.report.html beside the input).")] = None,
     target: Targets = None,
     input_shape: InputShapes = None,
+    input_value: InputValues = None,
     deployment_target: DeploymentTarget = None,
     flavor: CaffeFlavor = None,
     output_format: OutputFormat = None,
@@ -245,12 +262,12 @@ def report_command(
     """A self-contained HTML page per model: each Resize's sampling grid, what naive converters get wrong, what rewriter emits."""
     fmt = check_format(output_format)
     _check_targets(target)
-    settings = _settings(ctx, model, targets=target, input_shapes=parse_input_shapes(input_shape), deployment_target=deployment_target, flavor=flavor)
+    settings = _settings(ctx, model, targets=target, input_shapes=parse_input_shapes(input_shape), input_values=parse_input_values(input_value), deployment_target=deployment_target, flavor=flavor)
     from rewriter.listings import report_listing
     from rewriter.report import write_report
 
     out_path = output if output is not None else _default_beside(model, ".report.html")
-    written = write_report(model, out_path, targets=settings.targets or TARGET_NAMES, input_shapes=settings.input_shapes, options=_options(settings))
+    written = write_report(model, out_path, targets=settings.targets or TARGET_NAMES, input_shapes=settings.input_shapes, input_values=settings.input_values, options=_options(settings))
     emit(report_listing(written), fmt)
 
 
@@ -263,16 +280,17 @@ def export_caffe_command(
     flavor: CaffeFlavor = None,
     border: Annotated[str | None, typer.Option("--border", help="exact (default) | zero (classic zero-border Deconvolution, never exact).")] = None,
     input_shape: InputShapes = None,
+    input_value: InputValues = None,
     output_format: OutputFormat = None,
 ) -> None:
     """ONNX -> Caffe prototxt + caffemodel (BVLC Caffe 1.0; Interp/Upsample fork layers on request)."""
     fmt = check_format(output_format)
     _check_output_dir(output, weights)
-    settings = _settings(ctx, model, flavor=flavor, border=border, input_shapes=parse_input_shapes(input_shape))
+    settings = _settings(ctx, model, flavor=flavor, border=border, input_shapes=parse_input_shapes(input_shape), input_values=parse_input_values(input_value))
     from rewriter.caffe import export_caffe
     from rewriter.listings import caffe_listing
 
-    r = export_caffe(model, output, weights, flavor=settings.flavor or "bvlc", border=settings.border or "exact", input_shapes=settings.input_shapes)
+    r = export_caffe(model, output, weights, flavor=settings.flavor or "bvlc", border=settings.border or "exact", input_shapes=settings.input_shapes, input_values=settings.input_values)
     emit(caffe_listing(r), fmt)
     for w in r.warnings:
         _warn(w)
@@ -304,6 +322,7 @@ def export_coreml_command(
     deployment_target: DeploymentTarget = None,
     model_format: Annotated[str | None, typer.Option("--model-format", help="mlprogram | neuralnetwork (default: from OUT's extension).")] = None,
     input_shape: InputShapes = None,
+    input_value: InputValues = None,
     compute_precision: Annotated[str, typer.Option("--compute-precision", help="float32 | float16")] = "float32",
     verify: Annotated[bool, typer.Option("--verify", help="Compare with ONNX Runtime (Core ML itself on macOS; the reference evaluator everywhere).")] = False,
     output_format: Annotated[
@@ -317,7 +336,7 @@ def export_coreml_command(
         model_format, output_format = model_format or output_format, None
     fmt = check_format(output_format)
     _check_output_dir(output)
-    settings = _settings(ctx, model, deployment_target=deployment_target, input_shapes=parse_input_shapes(input_shape))
+    settings = _settings(ctx, model, deployment_target=deployment_target, input_shapes=parse_input_shapes(input_shape), input_values=parse_input_values(input_value))
     from rewriter.coreml import export_coreml
     from rewriter.keras_input import is_keras_path
     from rewriter.listings import coreml_listing
@@ -326,7 +345,7 @@ def export_coreml_command(
         r = export_coreml(
             model, output, deployment_target=settings.deployment_target or "iOS15",
             model_format=model_format or ("neuralnetwork" if output.suffix.lower() == ".mlmodel" else "mlprogram"),
-            input_shapes=settings.input_shapes, compute_precision=compute_precision, verify=verify,
+            input_shapes=settings.input_shapes, input_values=settings.input_values, compute_precision=compute_precision, verify=verify,
         )
     emit(coreml_listing(r), fmt)
     for w in r.warnings:

@@ -36,6 +36,7 @@ _KEYS = {
     "targets": "targets",
     "target": "targets",
     "input-shapes": "input_shapes",
+    "input-values": "input_values",
     "inputs": "inputs",
     "deployment-target": "deployment_target",
     "flavor": "flavor",
@@ -51,6 +52,7 @@ class Settings:
 
     targets: tuple[str, ...] = ()
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    input_values: dict[str, list[float]] = field(default_factory=dict)  # run-time inputs pinned to constants
     inputs: Path | None = None  # .npz of input values, for fix-resize --verify full
     deployment_target: str | None = None
     flavor: str | None = None
@@ -191,6 +193,9 @@ def _settings(raw: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise UsageError(f"{where}: input-shapes must be a table, e.g. {{ image = \"1x3x224x224\" }}")
             value = {n: _shape(v, f"{where}: input-shapes.{n}") for n, v in value.items()}
+        elif name == "input_values":
+            if not isinstance(value, dict) or not all(_is_number_list(v) for v in value.values()):
+                raise UsageError(f"{where}: input-values must be a table of number lists, e.g. {{ scales = [1, 1, 2, 2] }}")
         elif name == "inputs":
             if not isinstance(value, str):
                 raise UsageError(f"{where}: inputs must be the path of an .npz file")
@@ -201,6 +206,25 @@ def _settings(raw: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
             raise UsageError(f"{where}: {key} must be a string")
         out[name] = value
     return out
+
+
+def _is_number_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
+
+def parse_input_values(specs: list[str] | None) -> dict[str, list[float]]:
+    """``--input-value NAME=v1,v2,...`` flags -> {name: values} (cast to the input's type when the model is read)."""
+    values: dict[str, list[float]] = {}
+    for spec in specs or []:
+        name, sep, text = spec.partition("=")
+        try:
+            numbers = [float(v) for v in text.split(",")] if text.strip() else []
+        except ValueError:
+            numbers = []
+        if not sep or not name or not numbers:
+            raise UsageError(f"--input-value {spec!r}: expected NAME=V1,V2,..., e.g. scales=1,1,2,2")
+        values[name] = numbers
+    return values
 
 
 def _shape(value: Any, what: str) -> tuple[int, ...]:
@@ -240,4 +264,4 @@ def _relative(model: Path, root: Path) -> str | None:
         return None
 
 
-__all__ = ["Config", "Settings", "check_atol", "find_config", "load_config", "parse_input_shapes", "parse_shape"]
+__all__ = ["Config", "Settings", "check_atol", "find_config", "load_config", "parse_input_shapes", "parse_input_values", "parse_shape"]

@@ -85,6 +85,7 @@ class FixResult:
     source_dir: str | None = None
     opset_upgraded_from: int | None = None
     opset_upgraded_to: int | None = None
+    pinned_inputs: dict[str, np.ndarray] = field(default_factory=dict)  # graph inputs written as constants
 
     @property
     def changed(self) -> bool:
@@ -128,7 +129,7 @@ def fix_resize(
     lower: str = "auto",
     border: str = "exact",
     input_shapes: dict[str, tuple[int, ...]] | None = None,
-    input_values: dict[str, np.ndarray] | None = None,
+    input_values: dict[str, object] | None = None,
     verify: str = "local",
     atol: float = 1e-5,
     inputs: dict[str, np.ndarray] | None = None,
@@ -147,13 +148,14 @@ def fix_resize(
     if verify not in VERIFY_CHOICES:
         raise UsageError(f"--verify {verify!r}: expected local, full or none")
     proto, source_dir = _load(model)
-    job = _Job(model, proto, source_dir, output, options, input_shapes, verify, atol, inputs, _start_data_copy(proto, output, source_dir),
-               dict(input_values or {}))
+    early_copy = _start_data_copy(proto, output, source_dir)  # runs while the model is analysed and rewritten
     try:
-        return _fix(job, ModelView.build(proto, source_dir, input_shapes, input_values))
+        view = ModelView.build(proto, source_dir, input_shapes, input_values)
+        job = _Job(model, proto, source_dir, output, options, input_shapes, verify, atol, inputs, early_copy, view.input_values)
+        return _fix(job, view)
     finally:
-        if job.early_copy is not None:
-            job.early_copy.discard()  # no-op once save_model has taken the copies
+        if early_copy is not None:
+            early_copy.discard()  # no-op once save_model has taken the copies
 
 
 def fix_model(view: ModelView, options: FixOptions, *, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -222,7 +224,7 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
     if job.input_values:
         pin_input_values(proto, job.input_values)
     opset = max((ctx.opset for ctx in rewritten), default=model_opset)
-    result = FixResult(proto, results, job.options.target.name, job.source_dir)
+    result = FixResult(proto, results, job.options.target.name, job.source_dir, pinned_inputs=dict(job.input_values))
     if opset != model_opset:
         upgrade_opset(proto, opset)
         result.opset_upgraded_from, result.opset_upgraded_to = model_opset, opset

@@ -27,7 +27,7 @@ from rewriter.static_values import (
     shape_of,
 )
 
-__all__ = ["Dim", "Lost", "ModelView", "Scope", "SymVector", "Value", "check_input_shapes", "check_input_values", "default_opset",
+__all__ = ["Dim", "Lost", "ModelView", "Scope", "SymVector", "Value", "as_input_values", "check_input_shapes", "check_input_values", "default_opset",
            "evaluate_node", "fresh_name", "infer_shapes", "subgraphs"]
 
 # Initializers bigger than this are hidden from shape inference (their data is never needed for shapes).
@@ -208,6 +208,24 @@ def check_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int
             raise UsageError(f"--input-shape {name}={text}: {problem}")
 
 
+def as_input_values(model: onnx.ModelProto, given: dict[str, object] | None) -> dict[str, np.ndarray]:
+    """Pinned input values as arrays of the input's declared type, shaped like it when it is static: a plain
+    list such as ``[1, 1, 2, 2]`` (what ``--input-value scales=1,1,2,2`` gives) works for any input."""
+    inputs = _graph_inputs(model)
+    out: dict[str, np.ndarray] = {}
+    for name, value in (given or {}).items():
+        vi = inputs.get(name)
+        if isinstance(value, np.ndarray) or vi is None or not vi.type.tensor_type.elem_type:
+            out[name] = np.asarray(value)  # validated (name, dtype, shape) by check_input_values
+            continue
+        array = np.asarray(value, dtype=onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        declared = shape_of(vi)
+        if declared is not None and all(isinstance(d, int) for d in declared) and int(np.prod(declared)) == array.size:
+            array = array.reshape(declared)  # type: ignore[arg-type]
+        out[name] = array
+    return out
+
+
 def check_input_values(model: onnx.ModelProto, input_values: dict[str, np.ndarray], input_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
     """Reject pinned input values naming no input, or whose dtype or shape contradicts the model (or ``input_shapes``)."""
     inputs = _graph_inputs(model)
@@ -254,7 +272,8 @@ class ModelView:
 
     @classmethod
     def build(cls, model: onnx.ModelProto, base_dir: str | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None,
-              input_values: dict[str, np.ndarray] | None = None) -> ModelView:
+              input_values: dict[str, object] | None = None) -> ModelView:
+        input_values = as_input_values(model, input_values)
         inferred = infer_shapes(model, input_shapes, input_values)
         scopes: list[Scope] = []
         _index_graph(inferred.graph, "", None, scopes)

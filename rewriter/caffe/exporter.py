@@ -70,6 +70,7 @@ def export_caffe(
     flavor: str = "bvlc",
     border: str = "exact",
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    input_values: dict[str, object] | None = None,
 ) -> CaffeExport:
     """Export ``model`` to a Caffe prototxt + caffemodel whose upsampling equals ONNX Runtime's.
 
@@ -96,7 +97,7 @@ def export_caffe(
     # Loaded once, weights included: the caffemodel holds every one of them, and the comparison with ONNX
     # Runtime (--border zero) runs on this same copy.
     original = model if isinstance(model, onnx.ModelProto) else load_model(model, load_weights=True)
-    fix = fix_resize(original, target, border=border, input_shapes=input_shapes, verify="local")
+    fix = fix_resize(original, target, border=border, input_shapes=input_shapes, input_values=input_values, verify="local")
     g = build(fix.model, None, input_shapes)
 
     # What fix-resize decided, read from its provenance: the Resize nodes a fork layer runs (with their
@@ -149,7 +150,7 @@ def export_caffe(
         border=border,
     )
     if border == "zero":
-        result.border_error, result.border_error_relative = measure_error(original, result)
+        result.border_error, result.border_error_relative = measure_error(original, result, inputs=fix.pinned_inputs)
         if any(not n.exact for n in fix.nodes):
             warnings.append(
                 f"--border zero: the classic zero-border Deconvolution is not exact: max |Caffe - ONNX Runtime| = {result.border_error:.3g} ({result.border_error_relative:.3g} relative) on a seeded unit-normal input"
@@ -177,7 +178,9 @@ def measure_error(
         onnx_shape = shape if perm is None else tuple(shape[perm.index(a)] for a in range(len(shape)))
         feeds[name] = inputs[name] if inputs and name in inputs else rng.standard_normal(onnx_shape).astype(F32)
     ort_session = session(onnx_model)
-    expected = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
+    # Inputs pinned to constants in the export are still inputs of the ONNX model: feed it their values.
+    pinned = {k: v for k, v in (inputs or {}).items() if k not in feeds}
+    expected = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, {**feeds, **pinned})))
     caffe_feeds = {
         n: np.transpose(v, result.io_permutations[n]) if n in result.io_permutations else v for n, v in feeds.items()
     }

@@ -25,7 +25,14 @@ import numpy as np
 import onnx
 
 from rewriter.atomic import Staging
-from rewriter.errors import NotExactError, RewriterError, UnsupportedOpError, UsageError, VerificationError, dynamic_input_error
+from rewriter.errors import (
+    NotExactError,
+    RewriterError,
+    UnsupportedOpError,
+    UsageError,
+    VerificationError,
+    dynamic_input_error,
+)
 from rewriter.fix import FixResult
 from rewriter.graph import ModelView
 from rewriter.ort_runtime import relative_error, session
@@ -178,6 +185,7 @@ def export_coreml(
     deployment_target: str = "iOS15",
     model_format: str = "mlprogram",
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    input_values: dict[str, object] | None = None,
     compute_precision: str = "float32",
     verify: bool = False,
     inputs: dict[str, np.ndarray] | None = None,
@@ -205,9 +213,10 @@ def export_coreml(
     original = model if isinstance(model, onnx.ModelProto) else load_model(model, load_weights=True)
     working = onnx.ModelProto()
     working.CopyFrom(original)  # fix-resize rewrites this copy in place; the original is what --verify compares with
-    view = ModelView.build(working, None, input_shapes or None)
+    view = ModelView.build(working, None, input_shapes or None, input_values)
     check_coverage(view)
-    shapes = _resolve_shapes(original, input_shapes)
+    shapes = {k: v for k, v in _resolve_shapes(original, {**(input_shapes or {}), **{n: a.shape for n, a in view.input_values.items()}}).items()
+              if k not in view.input_values}  # pinned inputs are constants in the Core ML model
     options = fix_options("coreml", deployment_target=deployment_target, coreml_format=model_format)
     ct = _coremltools()
 
@@ -285,7 +294,7 @@ def export_coreml(
 
         # 6. Numbers.
         if verify:
-            _verify(export, original, ref, staged, shapes, inputs, compute_precision)
+            _verify(export, original, ref, staged, shapes, {**view.input_values, **(inputs or {})}, compute_precision)
 
         stage.commit()
     return export

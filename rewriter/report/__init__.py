@@ -68,13 +68,13 @@ def _need_matplotlib() -> None:
         raise UsageError("rewriter report needs matplotlib: pip install 'rewriter[report]'") from None
 
 
-def _emitted(model: Path, target: str, options: dict, input_shapes: dict) -> dict[str, Emitted]:
+def _emitted(model: Path, target: str, options: dict, input_shapes: dict, input_values: dict) -> dict[str, Emitted]:
     """fix-resize dry (nothing written) for one target: per node name, what it became and its measured error."""
     from rewriter.fix import fix_resize
 
     try:
         result = fix_resize(model, target, None, deployment_target=options.get("deployment_target"),
-                            caffe_flavor=options.get("flavor"), input_shapes=input_shapes, verify="local")
+                            caffe_flavor=options.get("flavor"), input_shapes=input_shapes, input_values=input_values, verify="local")
     except NotExactError as e:
         return {"": Emitted("nothing (the model is refused as a whole)", [], None, str(e))}
     return {n.qualified_name: Emitted(n.became, n.passes, n.max_error) for n in result.nodes}
@@ -116,6 +116,7 @@ def write_report(
     *,
     targets: tuple[str, ...] = TARGET_NAMES,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    input_values: dict[str, object] | None = None,
     options: dict[str, str | None] | None = None,
 ) -> Report:
     """Write the HTML report of ``model`` to ``output`` (atomically)."""
@@ -127,8 +128,8 @@ def write_report(
     _need_matplotlib()
     model = Path(model)
     options = options or {}
-    report = inspect(model, input_shapes=input_shapes, targets=targets, options=options)
-    emitted = {t: _emitted(model, t, options, input_shapes or {}) for t in report.targets}
+    report = inspect(model, input_shapes=input_shapes, input_values=input_values, targets=targets, options=options)
+    emitted = {t: _emitted(model, t, options, input_shapes or {}, input_values or {}) for t in report.targets}
     sections = []
     for node in report.nodes:
         section = NodeSection(node)
