@@ -139,8 +139,6 @@ def valid(c: Config) -> bool:
         return False
     if c.antialias and c.mode == "nearest":  # antialias only changes linear / cubic
         return False
-    if c.axes and c.layout == "nchw" and False:
-        return False
     return True
 
 

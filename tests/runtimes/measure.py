@@ -7,9 +7,11 @@ this project). Each runtime runs in its own environment, as a subprocess (runner
 models; a model that kills the process (segfault) is classified `crashed` and the runner restarts on the rest;
 a model that takes longer than --timeout seconds is killed and classified `crashed` (timeout).
 
-For every grid model: ORT's output (CPU, graph optimisations off) on a seeded input; four forms: `native` (the
-model itself), `canon` (`rewriter.fix_resize(model, "onnx")`), `matmul` (lower="matmul") and `deconv`
-(lower="deconv"); every form through every runtime, compared with ORT on the ORIGINAL model:
+For every grid model: ORT's output (CPU, graph optimisations off) on a seeded input; the forms (FIX_ARGS): `native`
+(the model itself), `canon` (`rewriter.fix_resize(model, "onnx")`), `matmul` (lower="matmul"), `deconv`
+(lower="deconv": Pad + separable ConvTranspose, else Gather / MatMul), `deconv2d` (the same with one 2-D
+ConvTranspose) and `caffe` (target "caffe": Slice+Concat edge replication + 2-D ConvTranspose); every form through
+every runtime, compared with ORT on the ORIGINAL model:
 
     exact     max|y - y_ort| / max(1, max|y_ort|) <= tolerance (1e-5; RKNN 1e-3: its simulator computes in fp16)
     differs   ran, but above the tolerance (or another shape)
@@ -54,8 +56,15 @@ RUNTIMES = {  # runtime -> environment; the slow ones first (two run at a time)
 }
 TOLERANCE = {"rknn": 1e-3}  # the RKNN x86 simulator computes non-quantized models in fp16
 DEFAULT_TOL = 1e-5
-FORMS = ("native", "canon", "matmul", "deconv")
-FIX_ARGS = {"canon": {}, "matmul": {"lower": "matmul"}, "deconv": {"lower": "deconv"}}
+FORMS = ("native", "canon", "matmul", "deconv", "deconv2d", "caffe")
+# form -> rewriter.fix_resize(model, target, **kwargs)
+FIX_ARGS = {
+    "canon": ("onnx", {}),                                                   # canonical Resize spelling
+    "matmul": ("onnx", {"lower": "matmul"}),                                 # constant interpolation matrices
+    "deconv": ("onnx", {"lower": "deconv"}),                                 # Pad (edge) + one ConvTranspose per axis; Gather / MatMul fallback
+    "deconv2d": ("onnx", {"lower": "deconv", "separable_deconv": False}),    # Pad (edge) + one 2-D ConvTranspose
+    "caffe": ("caffe", {}),                                                  # Slice+Concat edge replication + 2-D ConvTranspose
+}
 
 
 def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -73,12 +82,10 @@ def ort_run(path: Path, x: np.ndarray):
 
 
 def op_summary(model) -> str:
-    """The op types of a form, in node order, without repeats: e.g. 'Pad+ConvTranspose' or 'MatMul+Transpose'."""
-    seen = []
-    for n in model.graph.node:
-        if n.op_type not in seen:
-            seen.append(n.op_type)
-    return "+".join(seen) if seen else "(empty)"
+    """The op types of a form in order of first use, with counts: e.g. 'Pad+ConvTranspose*2' (separable)."""
+    cnt = Counter(n.op_type for n in model.graph.node)
+    order = list(dict.fromkeys(n.op_type for n in model.graph.node))
+    return "+".join(op + (f"*{cnt[op]}" if cnt[op] > 1 else "") for op in order) if order else "(empty)"
 
 
 def prepare_one(cid: str, work: str):
@@ -103,10 +110,10 @@ def prepare_one(cid: str, work: str):
     except Exception as e:  # noqa: BLE001
         rec["ort"] = {"status": "rejected", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     rec["forms"]["native"] = {"path": str(native), "ops": op_summary(model)}
-    for form, kw in FIX_ARGS.items():
+    for form, (target, kw) in FIX_ARGS.items():
         out = d / f"{cid}.{form}.onnx"
         try:
-            rewriter.fix_resize(model, "onnx", str(out), verify="none", **kw)
+            rewriter.fix_resize(model, target, str(out), verify="none", **kw)
             m = onnx.load(out)
             rec["forms"][form] = {"path": str(out), "ops": op_summary(m),
                                   "opset": max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)}
@@ -246,8 +253,9 @@ def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str])
             lines.append(f"| {rt} | {form} | {cnt['exact']} | {cnt['differs']} | {cnt['rejected']} | {cnt['crashed']} "
                          f"| {cnt['not run']} | {cnt['refused']} |")
     lines.append("\n## Best form per model (native if exact, else the first exact of canon / matmul / deconv)\n")
-    lines.append("| runtime | native exact | canon fixes | only matmul | only deconv | matmul or deconv | nothing |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lowered = [f for f in FORMS if f not in ("native", "canon")]
+    lines.append("| runtime | native exact | canon fixes | lowering fixes | " + " | ".join(f"{f} exact" for f in lowered) + " | nothing exact |")
+    lines.append("|---|---|---|---|" + "---|" * len(lowered) + "---|")
     for rt in runtimes:
         cnt = Counter()
         for r in usable:
@@ -256,23 +264,25 @@ def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str])
                 cnt["native"] += 1
             elif st["canon"] == "exact":
                 cnt["canon"] += 1
-            elif st["matmul"] == "exact" and st["deconv"] == "exact":
-                cnt["both"] += 1
-            elif st["matmul"] == "exact":
-                cnt["matmul"] += 1
-            elif st["deconv"] == "exact":
-                cnt["deconv"] += 1
+            elif any(st[f] == "exact" for f in lowered):
+                cnt["lowered"] += 1
+                for f in lowered:
+                    cnt[f] += st[f] == "exact"
             else:
                 cnt["nothing"] += 1
-        lines.append(f"| {rt} | {cnt['native']} | {cnt['canon']} | {cnt['matmul']} | {cnt['deconv']} | {cnt['both']} | {cnt['nothing']} |")
-    lines.append("\n## Lowered forms by op pattern (exact / ran / converted-and-ran-or-not)\n")
+        lines.append(f"| {rt} | {cnt['native']} | {cnt['canon']} | {cnt['lowered']} | " + " | ".join(str(cnt[f]) for f in lowered) + f" | {cnt['nothing']} |")
+    lines.append("\n## Lowered forms by op pattern (each distinct lowered model of a grid model counted once)\n")
     lines.append("| runtime | form ops | models | exact | differs | rejected | crashed |")
     lines.append("|---|---|---|---|---|---|---|")
     for rt in runtimes:
         agg = defaultdict(Counter)
         for r in usable:
-            for form in ("matmul", "deconv"):
+            seen = set()
+            for form in FORMS[2:]:
                 f = r["forms"].get(form, {})
+                if f.get("sha") in seen:
+                    continue
+                seen.add(f.get("sha"))
                 if "ops" not in f:
                     continue
                 st = r["runtimes"].get(rt, {}).get(form, {}).get("status", "not run")
