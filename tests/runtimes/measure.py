@@ -192,6 +192,8 @@ def run_runtime(rt: str, jobs: list[dict], work: Path, timeout: float, log) -> d
             results[current] = {"status": "crashed", "error": f"process died, exit code {rc}"
                                 + (f" (signal {-rc})" if rc and rc < 0 else "")}
             rest = [j for j in rest if j["key"] != current]
+        elif rest and done_keys:  # the runner stopped early on purpose (fresh process after an error)
+            pass
         elif rest:  # died before starting anything: environment problem; do not loop forever
             msg = f"runner exited {rc} before its first job (see {rt}.runner.{attempt}.log)"
             for j in rest:

@@ -25,7 +25,7 @@ NUMPY2=numpy==2.4.6
 PIP_QUIET=(--quiet --disable-pip-version-check --no-input)
 
 env_driver() {
-  pip install "${PIP_QUIET[@]}" onnx==1.23.2 onnxruntime==1.31.1 "$NUMPY2" &&
+  pip install "${PIP_QUIET[@]}" onnx==1.23.2 onnxruntime==1.31.1 "$NUMPY2" pytest &&
   pip install "${PIP_QUIET[@]}" -e "$REPO"
 }
 env_openvino() { pip install "${PIP_QUIET[@]}" openvino==2026.4.1 "$NUMPY2"; }

@@ -93,10 +93,12 @@ def to_layout(x: np.ndarray, shape) -> np.ndarray:
     return x
 
 
-def main(run_one) -> None:
+def main(run_one, fresh_after_error: bool = False) -> None:
     """run_one(model_path, inputs: dict[str, ndarray], work_dir, job) -> dict[str, ndarray] (raise Rejected).
 
-    run_one may put notes about the conversion in job["info"] (a dict); they are saved with the result."""
+    run_one may put notes about the conversion in job["info"] (a dict); they are saved with the result.
+    fresh_after_error: stop after a refused job (the driver starts a new process for the rest), for runtimes
+    whose state is not trustworthy after an error."""
     jobs_path, progress_path = sys.argv[1], sys.argv[2]
     with open(jobs_path) as f:
         jobs = json.load(f)
@@ -132,6 +134,8 @@ def main(run_one) -> None:
         with open(job["result"], "w") as f:
             json.dump(result, f, default=str)
         progress.write(f"DONE {job['key']}\n")
+        if fresh_after_error and result["status"] != "ran":
+            break
     progress.close()
 
 

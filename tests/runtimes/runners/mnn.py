@@ -44,6 +44,8 @@ def run_one(model_path, inputs, work, job):
         outs = module.forward(vars_in)
         if not isinstance(outs, (list, tuple)):
             outs = [outs]
+        if len(outs) < len(out_names):  # MNN prints "code=N in onForward" and returns nothing
+            raise Rejected("run", "forward returned no output")
         result = {}
         for n, v in zip(out_names, outs):
             if v.data_format == F.NC4HW4:
@@ -53,4 +55,4 @@ def run_one(model_path, inputs, work, job):
 
 
 if __name__ == "__main__":
-    main(run_one)
+    main(run_one, fresh_after_error=True)  # after a failed forward MNN's next model can abort
