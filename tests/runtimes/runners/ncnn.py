@@ -19,7 +19,8 @@ from _common import Rejected, first_error_line, main, stage  # noqa: E402
 import ncnn  # noqa: E402
 import numpy as np  # noqa: E402
 
-PNNX = os.path.join(os.path.dirname(sys.executable), "pnnx")
+# the converter executable inside the pnnx package (its console script would start Python and import torch first)
+PNNX = os.path.join(importlib.util.find_spec("pnnx").submodule_search_locations[0], "pnnx")
 
 
 def _layers(param: str) -> list[str]:
