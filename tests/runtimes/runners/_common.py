@@ -48,10 +48,18 @@ def first_error_line(log_path: str) -> str:
 
 
 def _first_line(text: str) -> str:
-    for line in str(text).splitlines():
-        if line.strip():
-            return line.strip()[:400]
-    return ""
+    lines = str(text).splitlines()
+    if lines and lines[0].startswith("Traceback"):  # a wrapped traceback (RKNN): its last line says what failed
+        lines = lines[::-1]
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:  # "Exception from src/core.cpp:84:" (OpenVINO): the reason follows
+        rest = lines[1:]
+        first += " " + next((ln for ln in rest if "not supported" in ln or "Not support" in ln),
+                            next((ln for ln in rest if "rror" in ln), rest[0]))
+    return first[:400]
 
 
 class _Redirect:
