@@ -215,13 +215,36 @@ def classify(rt: str, res: dict, out_path: Path, ref: np.ndarray) -> dict:
     from runners._common import to_layout
 
     y = to_layout(outs[0], ref.shape)
+    note = None
     if y.shape != ref.shape:
-        return {"status": "differs", "error": f"shape {list(outs[0].shape)} vs ORT {list(ref.shape)}", "err": None}
+        # ncnn hands a 4-D NHWC result back in its own channel-first layout: same values, permuted axes
+        y = _permuted_match(outs[0], ref, TOLERANCE.get(rt, DEFAULT_TOL))
+        if y is None:
+            return {"status": "differs", "error": f"shape {list(outs[0].shape)} vs ORT {list(ref.shape)}", "err": None}
+        note = f"values in another axis order: runtime shape {list(outs[0].shape)}"
     if not np.all(np.isfinite(y)):
         return {"status": "differs", "error": "non-finite output", "err": None}
     e = rel_err(y, ref)
     tol = TOLERANCE.get(rt, DEFAULT_TOL)
-    return {"status": "exact" if e <= tol else "differs", "err": float(f"{e:.3g}"), "seconds": res.get("seconds")}
+    out = {"status": "exact" if e <= tol else "differs", "err": float(f"{e:.3g}"), "seconds": res.get("seconds")}
+    if note:
+        out["layout"] = note
+    return out
+
+
+def _permuted_match(y: np.ndarray, ref: np.ndarray, tol: float):
+    """ref's shape from a permutation of y's non-1 axes, if one matches ref within tol (else None)."""
+    import itertools
+
+    ys, rs = y.reshape([d for d in y.shape if d != 1]), [d for d in ref.shape if d != 1]
+    if sorted(ys.shape) != sorted(rs) or ys.ndim > 5:
+        return None
+    for perm in itertools.permutations(range(ys.ndim)):
+        if [ys.shape[p] for p in perm] == rs:
+            cand = ys.transpose(perm).reshape(ref.shape)
+            if rel_err(cand, ref) <= tol:
+                return cand
+    return None
 
 
 def available(rt: str) -> str | None:
