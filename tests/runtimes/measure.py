@@ -202,6 +202,9 @@ def run_runtime(rt: str, jobs: list[dict], work: Path, timeout: float, log) -> d
         if rc not in (0, None) or killed:
             print(f"  [{rt}] runner restart {attempt}: {len(results)}/{len(jobs)} done, {len(rest)} left", file=log, flush=True)
         pending = rest
+    for j in jobs:  # crashes are results too: --reuse does not run them again
+        if results.get(j["key"], {}).get("status") == "crashed" and not Path(j["result"]).exists():
+            Path(j["result"]).write_text(json.dumps(results[j["key"]]))
     return results
 
 
@@ -391,7 +394,12 @@ def main(argv=None) -> int:
         t = time.time()
         jobs = jobs_for(rt)
         if args.reuse:
-            have = {j["key"]: json.loads(Path(j["result"]).read_text()) for j in jobs if Path(j["result"]).exists()}
+            have = {}
+            for j in jobs:
+                try:
+                    have[j["key"]] = json.loads(Path(j["result"]).read_text())
+                except (OSError, ValueError):  # missing, or left empty by a process that died while writing it
+                    pass
             todo = [j for j in jobs if j["key"] not in have]
         else:
             have, todo = {}, jobs

@@ -139,8 +139,9 @@ def main(run_one, fresh_after_error: bool = False) -> None:
         if job.get("info"):
             result["info"] = job["info"]
         result["seconds"] = round(time.time() - t0, 3)
-        with open(job["result"], "w") as f:
+        with open(job["result"] + ".tmp", "w") as f:
             json.dump(result, f, default=str)
+        os.replace(job["result"] + ".tmp", job["result"])
         progress.write(f"DONE {job['key']}\n")
         if fresh_after_error and result["status"] != "ran":
             break
