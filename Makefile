@@ -41,3 +41,17 @@ fuzz-long: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Real-runtime measurements (tests/runtimes/): one virtual environment per runtime under RUNTIMES_VENV_DIR,
+# then every grid model and its rewritten forms through every runtime, compared with ONNX Runtime.
+RUNTIMES_VENV_DIR ?= $(CURDIR)/.venv-runtimes
+RUNTIMES_RESULTS ?= build/runtimes
+RUNTIMES ?= ncnn,tflite,rknn,torch,mnn,openvino,tract
+
+.PHONY: runtimes-env runtimes-measure
+
+runtimes-env:
+	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) bash tests/runtimes/setup_envs.sh
+
+runtimes-measure:
+	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) $(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/measure.py --out $(RUNTIMES_RESULTS) --runtimes $(RUNTIMES)

@@ -1,0 +1,77 @@
+"""ncnn through pnnx's ONNX frontend: `pnnx model.onnx inputshape=[...] fp16=0` (fp16=0 keeps constants in
+float32; pnnx's default rounds them to float16), then the ncnn Python binding on the CPU with fp16/bf16
+storage and arithmetic off. The emitted ncnn layer types are recorded in the result."""
+import os
+import shutil
+import subprocess
+import sys
+
+# this file's directory must not shadow the runtime's package (a runner is named like it)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+import importlib.util  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
+sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+from _common import Rejected, first_error_line, main, stage  # noqa: E402
+
+import ncnn  # noqa: E402
+import numpy as np  # noqa: E402
+
+# the converter executable inside the pnnx package (its console script would start Python and import torch first)
+PNNX = os.path.join(importlib.util.find_spec("pnnx").submodule_search_locations[0], "pnnx")
+
+
+def _layers(param: str) -> list[str]:
+    with open(param) as f:
+        lines = f.read().splitlines()[2:]
+    return [ln.split()[0] + (" " + " ".join(t for t in ln.split()[6:] if t.split("=")[0] in ("0", "6", "3", "4", "1", "2")) if ln.split()[0] == "Interp" else "")
+            for ln in lines if ln.strip()]
+
+
+def run_one(model_path, inputs, work, job):
+    for f in os.listdir(work):
+        if f != "log.txt":
+            p = os.path.join(work, f)
+            shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+    src = os.path.join(work, "m.onnx")
+    shutil.copyfile(model_path, src)
+    x = inputs["X"]
+    shape = "[" + ",".join(str(d) for d in x.shape) + "]"
+    param, binf = os.path.join(work, "m.ncnn.param"), os.path.join(work, "m.ncnn.bin")
+    with stage("convert"):
+        p = subprocess.run([PNNX, src, f"inputshape={shape}", "fp16=0", f"ncnnparam={param}", f"ncnnbin={binf}",
+                            f"ncnnpy={os.path.join(work, 'm_ncnn.py')}", f"pnnxparam={os.path.join(work, 'm.pnnx.param')}",
+                            f"pnnxbin={os.path.join(work, 'm.pnnx.bin')}", f"pnnxpy={os.path.join(work, 'm_pnnx.py')}",
+                            f"pnnxonnx={os.path.join(work, 'm.pnnx.onnx')}"],
+                           cwd=work, capture_output=True, text=True, timeout=90)
+        with open(os.path.join(work, "pnnx.log"), "w") as f:
+            f.write(p.stdout + p.stderr)
+        if p.returncode != 0 or not os.path.exists(param):
+            raise Rejected("convert", f"pnnx exit {p.returncode}: " + (first_error_line(os.path.join(work, "pnnx.log")) or "no ncnn model written"))
+    job["info"]["layers"] = _layers(param)
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    net.opt.use_fp16_packed = False
+    net.opt.use_fp16_storage = False
+    net.opt.use_fp16_arithmetic = False
+    net.opt.use_bf16_storage = False
+    net.opt.num_threads = 1
+    with stage("load"):
+        if net.load_param(param) != 0:
+            raise Rejected("load", "ncnn load_param failed")
+        if net.load_model(binf) != 0:
+            raise Rejected("load", "ncnn load_model failed")
+    with stage("run"):
+        ex = net.create_extractor()
+        ex.input("in0", ncnn.Mat(np.ascontiguousarray(x[0])))
+        ret, out = ex.extract("out0")
+        if ret != 0:
+            raise Rejected("run", f"ncnn extract returned {ret}")
+        y = np.array(out)
+    return {"Y": y[None]}
+
+
+if __name__ == "__main__":
+    main(run_one)

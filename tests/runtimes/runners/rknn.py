@@ -1,0 +1,46 @@
+"""RKNN (rknn-toolkit2) x86 simulator: config(target_platform='rk3588'), load_onnx, build(do_quantization=False),
+init_runtime() with no target (= the simulator), inference with the model's own layout. The simulator computes
+non-quantized models in fp16, so the driver compares with a looser tolerance. Its converter can segfault
+(process exit -11): the driver records that as crashed and restarts the runner."""
+import os
+import sys
+
+# this file's directory must not shadow the runtime's package (a runner is named like it)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+import importlib.util  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
+sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+from _common import Rejected, main, stage  # noqa: E402
+
+from rknn.api import RKNN  # noqa: E402
+
+
+def run_one(model_path, inputs, work, job):
+    rknn = RKNN(verbose=False)
+    try:
+        with stage("config"):
+            if rknn.config(target_platform="rk3588") != 0:
+                raise Rejected("config", "config() failed")
+        with stage("load"):
+            if rknn.load_onnx(model=model_path) != 0:
+                raise Rejected("load", "load_onnx() failed")
+        with stage("build"):
+            if rknn.build(do_quantization=False) != 0:
+                raise Rejected("build", "build() failed")
+        with stage("init_runtime"):
+            if rknn.init_runtime() != 0:
+                raise Rejected("init_runtime", "init_runtime() failed")
+        with stage("run"):
+            outs = rknn.inference(inputs=[inputs["X"]], data_format="nchw")
+        if outs is None:
+            raise Rejected("run", "inference() returned nothing")
+        return {"Y": outs[0]}
+    finally:
+        rknn.release()
+
+
+if __name__ == "__main__":
+    main(run_one)

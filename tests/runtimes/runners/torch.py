@@ -1,0 +1,60 @@
+"""onnx2torch: `onnx2torch.convert(model)` to a torch.fx GraphModule, run in float32 on the CPU. The converter's
+warnings (it announces some semantic substitutions) are recorded in the result."""
+import os
+import sys
+import warnings
+
+# this file's directory must not shadow the runtime's package (a runner is named like it)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+import importlib.util  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
+sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+from _common import main, stage  # noqa: E402
+
+import types  # noqa: E402
+
+import torch  # noqa: E402
+
+# onnx2torch imports torchvision for its NonMaxSuppression / RoiAlign converters only. The torchvision wheel that
+# matches torch 2.13 on the package index is a CUDA build that cannot load next to the CPU torch, so the
+# environment has none and these two converters get a stand-in (no grid model uses them).
+if "torchvision" not in sys.modules:
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        tv = types.ModuleType("torchvision")
+        tv.ops = types.ModuleType("torchvision.ops")
+
+        def _missing(*a, **k):
+            raise NotImplementedError("torchvision is not installed in this environment")
+
+        tv.ops.nms = tv.ops.box_convert = tv.ops.roi_align = _missing
+        sys.modules["torchvision"], sys.modules["torchvision.ops"] = tv, tv.ops
+
+from onnx2torch import convert  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def run_one(model_path, inputs, work, job):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with stage("convert"):
+            module = convert(model_path)
+        with stage("run"), torch.no_grad():
+            y = module(torch.from_numpy(inputs["X"]))
+    notes = sorted({str(w.message).splitlines()[0][:200] for w in caught if "onnx2torch" in (w.filename or "") or "interpolat" in str(w.message).lower()})
+    if notes:
+        job["info"]["warnings"] = notes
+    if isinstance(y, (list, tuple)):
+        y = y[0]
+    return {"Y": y.numpy()}
+
+
+if __name__ == "__main__":
+    main(run_one)

@@ -1,0 +1,33 @@
+"""tract: its ONNX loader, typed model (declutter + optimisation by into_runnable), run on the CPU."""
+import os
+import sys
+
+# this file's directory must not shadow the runtime's package (a runner is named like it)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+import importlib.util  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
+sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+from _common import main, stage  # noqa: E402
+
+import tract  # noqa: E402
+
+ONNX = tract.onnx()
+
+
+def run_one(model_path, inputs, work, job):
+    with stage("load"):
+        inference_model = ONNX.load(model_path)
+        names = [inference_model.output_name(i) for i in range(inference_model.output_count())]
+        order = [inference_model.input_name(i) for i in range(inference_model.input_count())]
+        model = inference_model.into_model()
+        runnable = model.into_runnable()
+    with stage("run"):
+        outs = runnable.run([inputs[n] for n in order])
+    return {n: o.to_numpy() for n, o in zip(names, outs)}
+
+
+if __name__ == "__main__":
+    main(run_one)
