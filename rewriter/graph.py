@@ -218,7 +218,10 @@ def as_input_values(model: onnx.ModelProto, given: dict[str, object] | None) -> 
         if isinstance(value, np.ndarray) or vi is None or not vi.type.tensor_type.elem_type:
             out[name] = np.asarray(value)  # validated (name, dtype, shape) by check_input_values
             continue
-        array = np.asarray(value, dtype=onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        try:
+            array = np.asarray(value, dtype=onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        except (TypeError, ValueError):
+            raise UsageError(f"input value {name}: {value!r} is not a list of numbers") from None
         declared = shape_of(vi)
         if declared is not None and all(isinstance(d, int) for d in declared) and int(np.prod(declared)) == array.size:
             array = array.reshape(declared)  # type: ignore[arg-type]

@@ -371,7 +371,7 @@ def test_input_values_pin_runtime_inputs() -> None:
     ({"scales": np.zeros(3, np.float32)}, None, "dimension 0 is 4 in the model"),
     ({"scales": np.zeros((2, 2), np.float32)}, None, "rank 2 contradicts the model's rank 1"),
     ({"x": np.zeros((1, 3, 4, 5), np.float32)}, {"x": (1, 3, 4, 6)}, "contradicts --input-shape x=1x3x4x6"),
-    ({"scales": [1, 1, 2, 2]}, None, "expected a numpy array"),
+    ({"scales": ["one", "two"]}, None, "is not a list of numbers"),  # a plain list of numbers is taken (cast)
 ])
 def test_input_values_are_validated(values, shapes, message) -> None:
     with pytest.raises(UsageError, match=message) as info:
