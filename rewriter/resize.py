@@ -324,9 +324,10 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
             full_roi[a], full_roi[rank + a] = roi[k], roi[len(axes) + k]
         roi = tuple(full_roi)
 
-    if antialias and transform == "tf_crop_and_resize" and rank == 4 and any(a == 1 for a in axes if full_scales is None or full_scales[a] != 1):
-        # ORT's antialias kernel applies tf_crop_and_resize extrapolation to the wrong axes in NHWC layout.
-        problems.append("ONNX Runtime's antialias + tf_crop_and_resize in NHWC layout is not modelled")
+    if (antialias or mode == "cubic") and transform == "tf_crop_and_resize" and rank == 4 and any(a == 1 for a in axes if full_scales is None or full_scales[a] != 1):
+        # ORT's antialias and bicubic kernels apply tf_crop_and_resize extrapolation to other axes in NHWC layout.
+        kernel = "antialias" if antialias else "cubic"
+        problems.append(f"ONNX Runtime's {kernel} + tf_crop_and_resize on an N x H x W x C tensor (H resized) is not modelled")
     invalid = None
     if any(not (s > 0 and np.isfinite(s)) for s in (full_scales or [])):
         invalid = f"scales {[float(s) for s in full_scales or []]} must be finite and > 0"

@@ -263,3 +263,13 @@ def test_semantics_of_the_kept_node_is_the_original() -> None:
     view = ModelView.build(model)
     scope, resize = find_resizes(view)[0]
     assert node.state.kind == "original" and node.resize_nodes == [(resize.output[0], describe_node(view, scope, resize))]
+
+
+def test_cubic_crop_on_nhwc_is_refused_not_miscomputed() -> None:
+    """ORT's bicubic kernel extrapolates a tf_crop_and_resize on other axes when H of N x H x W x C is resized:
+    not modelled, so never lowered (a lowering of the modelled weights would differ from ORT)."""
+    model = build_resize_model((1, 5, 7, 2), 13, {"mode": "cubic", "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": -1.0},
+                               sizes=[1, 8, 11, 2], roi=[0, -0.2, 0.1, 0, 1, 1.2, 0.8, 1])
+    with pytest.raises(NotExactError, match="not modelled"):
+        fix_resize(model, "caffe", verify="none")
+    assert not fix_resize(model, "onnx").changed  # portable ONNX keeps it as it is

@@ -36,7 +36,7 @@ NEAREST_PREFERENCE: tuple[tuple[str, str], ...] = _FAVOURITES + tuple(
 _RARE_TRANSFORMS = ("tf_crop_and_resize", "half_pixel_symmetric")
 # What keeps a node from being analysed but not from being portable: inputs computed at run time (a crop
 # box, output sizes), and the one ORT behaviour not modelled (the node is kept exactly as it is).
-_PORTABLE_DESPITE = ("roi input", "sizes input", "ONNX Runtime's antialias")
+_PORTABLE_DESPITE = ("roi input", "sizes input", "ONNX Runtime's antialias", "ONNX Runtime's cubic")
 
 
 def canonical_rules(mode: str, *, cubic_coeff_a: float = -0.75, exclude_outside: bool = False, antialias: bool = False) -> list[AxisRule]:
