@@ -57,17 +57,20 @@ class Canonicalize(Pass):
         lengths = {a: (int(ctx.original.axes_info[a].n), int(ctx.original.axes_info[a].m)) for a in axes}  # type: ignore[arg-type]
         sem = ctx.original
         rules = canonical_rules(sem.mode, cubic_coeff_a=sem.cubic_coeff_a, exclude_outside=sem.exclude_outside, antialias=sem.antialias)
-        parts: list[tuple[AxisRule, list[int]]] = []
-        common = next((r for r in rules if all(_fits(r, *lengths[a], total[a]) for a in axes)), None)
-        if common is not None:
-            parts = [(common, list(axes))]
+        common = [r for r in rules if all(_fits(r, *lengths[a], total[a]) for a in axes)]
+        if common:
+            # Every fitting spelling has the node's weights; prefer one the target runs as it is (a runtime may
+            # compute some roundings or ties differently), else the most portable.
+            chains = [c for r in common if (c := self._with_sizes(ctx, [(r, list(axes))])) is not None]
+            chain = next((c for c in chains if all(ctx.target.accepts(sem) is None for sem in ctx.chain_semantics(c))), chains[0] if chains else None)
         else:
+            parts: list[tuple[AxisRule, list[int]]] = []
             for a in axes:
                 fit = next((r for r in rules if _fits(r, *lengths[a], total[a])), None)
                 if fit is None:
                     return None, f"no canonical spelling has the node's weights on axis {a}"
                 parts.append((fit, [a]))
-        chain = self._with_sizes(ctx, parts)
+            chain = self._with_sizes(ctx, parts)
         if chain is None:
             return None, "no portable way to write the output sizes (float32 and float64 sizes differ)"
         if ctx.state.kind == "original" and len(chain) == 1 and _same_node(ctx, chain[0]):
