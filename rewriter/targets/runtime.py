@@ -25,9 +25,6 @@ from rewriter.resize import ResizeSemantics
 from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights
 from rewriter.targets.base import Target
 
-# What ``computes`` returns: per resized axis the runtime's weights, or why the runtime does not run the node.
-Computed = "dict[int, AxisWeights] | str"
-
 
 class RuntimeTarget(Target):
     converter: ClassVar[str]  # how an ONNX model reaches the runtime, for messages and docs
