@@ -80,3 +80,21 @@ def test_a_product_of_two_tensors_is_refused_with_the_reason(tmp_path: Path) -> 
     with pytest.raises(UnsupportedOpError) as info:
         export_caffe(model, tmp_path / "r.prototxt")
     assert "MatMul (m): a product of two tensors" in str(info.value)
+
+
+def test_layout_change_is_reported_in_json_and_prototxt(tmp_path: Path) -> None:
+    """tf2onnx's NHWC graph: the Caffe blobs keep the ONNX names in NCHW, and every result says so."""
+    import json
+
+    from tests.conftest import MODELS
+
+    result = export_caffe(MODELS / "tf2onnx13_image_resize_bilinear_x2.onnx", tmp_path / "t.prototxt")
+    doc = json.loads(json.dumps(result.to_json()))
+    assert doc["io_permutations"] == {"x": [0, 3, 1, 2], "y": [0, 3, 1, 2]}
+    changes = {c["tensor"]: c for c in doc["layout_changes"]}
+    assert changes["x"]["role"] == "input" and changes["x"]["convert"] == "np.transpose(x, [0, 3, 1, 2])"
+    assert changes["y"]["role"] == "output" and changes["y"]["convert"] == "np.transpose(y, [0, 2, 3, 1])"
+    header = [line for line in result.prototxt.read_text().splitlines() if line.startswith("# layout:")]
+    assert len(header) == 2 and "feed np.transpose(x, [0, 3, 1, 2])" in header[0]
+    plain = export_caffe(_one("Relu", [1, 3, 4, 4]), tmp_path / "p.prototxt")
+    assert plain.to_json()["layout_changes"] == [] and "# layout:" not in plain.prototxt.read_text()
