@@ -241,6 +241,31 @@ def pad(t: Translator, node: onnx.NodeProto):
     return _gather_each(t, node, x, tables, "pad")
 
 
+def _repeats_refusal(node: onnx.NodeProto, ctx: NodeContext) -> str | None:
+    return None if ctx.is_static(node.input[1]) else "repeats / shape computed at run time"
+
+
+@COREML_OPS.register("Tile", becomes="tile (constant repeats)", precondition=_repeats_refusal)
+def tile(t: Translator, node: onnx.NodeProto):
+    reps = np.asarray(t.need_const(node, 1, "repeats")).astype(np.int32).reshape(-1)
+    return t.mb.tile(x=t.var(node.input[0]), reps=reps, name=t.out_name(node))
+
+
+@COREML_OPS.register("Expand", becomes="tile along the broadcast axes (reshape first when the rank grows)",
+                     precondition=_repeats_refusal)
+def expand(t: Translator, node: onnx.NodeProto):
+    xs = tuple(t.shape(node.input[0]))
+    out = tuple(int(d) for d in np.broadcast_shapes(xs, tuple(int(d) for d in t.need_const(node, 1, "shape"))))
+    x = t.var(node.input[0])
+    full = (1,) * (len(out) - len(xs)) + xs
+    if full != xs:
+        x = t.mb.reshape(x=x, shape=np.array(full, dtype=np.int32), name=t.tmp_name(node, "rank"))
+    reps = np.array([o // d if d != o else 1 for d, o in zip(full, out)], dtype=np.int32)
+    if np.all(reps == 1):
+        return t.mb.identity(x=x, name=t.out_name(node))
+    return t.mb.tile(x=x, reps=reps, name=t.out_name(node))
+
+
 @COREML_OPS.register("Identity", becomes="(aliased; identity when it names a graph output)")
 def identity(t: Translator, node: onnx.NodeProto):
     v = t.env[node.input[0]]

@@ -1,0 +1,58 @@
+"""Core ML translations added for real architectures: each saved file, run by the reference evaluator,
+equals ONNX Runtime on random inputs (<= 1e-5 relative)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto as TP
+from onnx import helper as oh
+from onnx import numpy_helper as nh
+
+pytest.importorskip("coremltools")
+
+from rewriter.coreml import export_coreml  # noqa: E402
+from tests.test_export_coreml import EXT, _compare_saved  # noqa: E402
+
+_R = np.random.default_rng(5)
+
+
+def _one(op: str, shape, inits=None, extra=(), opset: int = 17, **attrs) -> onnx.ModelProto:
+    graph = oh.make_graph(
+        [oh.make_node(op, ["x", *extra], ["y"], **attrs)],
+        "g",
+        [oh.make_tensor_value_info("x", TP.FLOAT, list(shape))],
+        [oh.make_tensor_value_info("y", TP.FLOAT, None)],
+        [nh.from_array(np.asarray(v), k) for k, v in (inits or {}).items()],
+    )
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", opset)])
+
+
+def _vec(n: int) -> np.ndarray:
+    return _R.standard_normal(n).astype(np.float32)
+
+
+_CASES = {
+    "layer_norm": _one("LayerNormalization", [2, 7, 6], {"g": _vec(6), "b": _vec(6)}, ["g", "b"]),
+    "layer_norm_two_axes": _one("LayerNormalization", [2, 3, 6], {"g": _vec(6)}, ["g"], axis=1),
+    "instance_norm": _one("InstanceNormalization", [2, 4, 5, 6], {"g": _vec(4), "b": _vec(4)}, ["g", "b"],
+                          opset=11, epsilon=1e-3),
+    "instance_norm_5d": _one("InstanceNormalization", [1, 3, 2, 4, 5], {"g": _vec(3), "b": _vec(3)}, ["g", "b"]),
+    "expand_rank": _one("Expand", [3, 1, 5], {"s": np.array([2, 3, 4, 5])}, ["s"]),
+    "expand_same_rank": _one("Expand", [1, 3, 1, 1], {"s": np.array([2, 1, 4, 4])}, ["s"]),
+    "tile": _one("Tile", [1, 3, 2, 2], {"r": np.array([1, 1, 2, 3])}, ["r"]),
+}
+
+
+@pytest.mark.parametrize("model_format,target", [("mlprogram", "iOS15"), ("neuralnetwork", "iOS14")])
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_translation_equals_onnx_runtime(case: str, model_format: str, target: str, tmp_path: Path) -> None:
+    model = _CASES[case]
+    x = model.graph.input[0]
+    feeds = {"x": _R.standard_normal([d.dim_value for d in x.type.tensor_type.shape.dim]).astype(np.float32)}
+    export = export_coreml(model, tmp_path / f"m{EXT[model_format]}", model_format=model_format,
+                           deployment_target=target)
+    assert _compare_saved(export, model, feeds) <= 1e-5
