@@ -46,6 +46,8 @@ _CASES = {
         _one("ReduceSum", [2, 3, 4, 5], {"a": np.array([1])}, ["a"], keepdims=0), {"Convolution", "Reshape"}
     ),
     "reduce_sum_all": (_one("ReduceSum", [2, 3, 4]), {"Reduction"}),
+    "reduce_mean_tokens": (_one("ReduceMean", [2, 6, 5], axes=[-1], keepdims=1), {"Reduction", "Reshape"}),
+    "reduce_mean_channels": (_one("ReduceMean", [2, 6, 4, 3], axes=[1]), {"Convolution"}),
     "expand_rank": (_one("Expand", [3, 1, 5], {"s": np.array([2, 3, 4, 5])}, ["s"]), {"Reshape", "Tile"}),
     "expand_same_rank": (_one("Expand", [1, 3, 1, 1], {"s": np.array([2, 3, 4, 4])}, ["s"]), {"Tile"}),
     "gather_runs": (

@@ -128,6 +128,12 @@ def layer_norm(t: Translator, node: onnx.NodeProto) -> None:
     becomes="Reduction SUM (trailing axes) or a ones 1x1 Convolution (a middle block of axes), then Reshape",
 )
 def reduce_sum(t: Translator, node: onnx.NodeProto) -> None:
+    reduce_block(t, node, mean=False)
+
+
+def reduce_block(t: Translator, node: onnx.NodeProto, mean: bool) -> None:
+    """Sum or mean over a contiguous block of axes: Reduction (SUM / MEAN) when the block is trailing, else
+    (outer, block, inner, 1) through a 1x1 Convolution of ones (1 / block for a mean); Reshape to the output."""
     shape = t.shape(node.input[0])
     rank = len(shape)
     out = node.output[0]
@@ -144,15 +150,16 @@ def reduce_sum(t: Translator, node: onnx.NodeProto) -> None:
     x = t.data(node.input[0])
     if stop == rank:
         plain = tuple(shape[:first]) == tuple(t.shape(out))
-        (top,) = t.net.add("Reduction", [x], [out] if plain else 1, t.lname() if plain else t.lname("sum"),
-                           {"operation": "SUM", "axis": first})
+        (top,) = t.net.add("Reduction", [x], [out] if plain else 1, t.lname() if plain else t.lname("reduce"),
+                           {"operation": "MEAN" if mean else "SUM", "axis": first})
         if plain:
             t.set(out, top)
             return
-    else:  # sum the middle block: (outer, block, inner, 1) through a 1x1 convolution of ones
+    else:
         outer, block, inner = (int(np.prod(shape[a:b], dtype=np.int64)) for a, b in ((0, first), (first, stop), (stop, rank)))
         (flat,) = t.net.add("Reshape", [x], 1, t.lname("blocks"), {"shape": shape_msg((outer, block, inner, 1))})
         params = {"num_output": 1, "kernel_size": [1], "bias_term": False}
-        (top,) = t.net.add("Convolution", [flat], 1, t.lname("sum"), params, [np.ones((1, block, 1, 1), dtype=F32)])
+        weight = np.full((1, block, 1, 1), 1.0 / block if mean else 1.0, dtype=F32)
+        (top,) = t.net.add("Convolution", [flat], 1, t.lname("reduce"), params, [weight])
     (top,) = t.net.add("Reshape", [top], [out], t.lname(), {"shape": shape_msg(t.shape(out))})
     t.set(out, top)
