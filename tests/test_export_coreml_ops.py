@@ -56,3 +56,38 @@ def test_translation_equals_onnx_runtime(case: str, model_format: str, target: s
     export = export_coreml(model, tmp_path / f"m{EXT[model_format]}", model_format=model_format,
                            deployment_target=target)
     assert _compare_saved(export, model, feeds) <= 1e-5
+
+
+def _if_model(cond: onnx.NodeProto | None) -> onnx.ModelProto:
+    """If(cond) with a Resize in one branch and Relu in the other; cond a constant, or Size(x) > 10."""
+    then_b = oh.make_graph([oh.make_node("Resize", ["x", "", "sc"], ["t"], mode="linear")], "then", [],
+                           [oh.make_tensor_value_info("t", TP.FLOAT, None)],
+                           [nh.from_array(np.array([1, 1, 2, 2], np.float32), "sc")])
+    else_b = oh.make_graph([oh.make_node("Relu", ["x"], ["e"])], "else", [],
+                           [oh.make_tensor_value_info("e", TP.FLOAT, None)])
+    nodes = [cond] if cond is not None else []
+    nodes += [oh.make_node("If", ["c"], ["y"], name="if0", then_branch=then_b, else_branch=else_b)]
+    inits = [] if cond is not None else [nh.from_array(np.array(True), "c")]
+    if cond is not None:
+        nodes.insert(0, oh.make_node("Size", ["x"], ["n"]))
+        inits.append(nh.from_array(np.array(10, np.int64), "ten"))
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 2, 3, 4])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("cond", [None, oh.make_node("Greater", ["n", "ten"], ["c"])], ids=["constant", "folded"])
+def test_if_with_a_known_condition_becomes_its_branch(cond, tmp_path: Path) -> None:
+    model = _if_model(cond)
+    feeds = {"x": _R.standard_normal((1, 2, 3, 4)).astype(np.float32)}
+    export = export_coreml(model, tmp_path / "m.mlpackage")
+    assert _compare_saved(export, model, feeds) <= 1e-5
+    assert [what.split("(")[0] for _, what in export.resize_ops] == ["upsample_bilinear"]  # the taken branch
+
+
+def test_if_with_a_run_time_condition_is_refused(tmp_path: Path) -> None:
+    from rewriter.errors import UnsupportedOpError
+    from tests.conftest import MODELS
+
+    with pytest.raises(UnsupportedOpError, match=r"If\(condition computed at run time\) \(If_0\)"):
+        export_coreml(MODELS / "legacy_if_resize.onnx", tmp_path / "m.mlpackage")
