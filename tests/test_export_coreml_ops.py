@@ -91,3 +91,16 @@ def test_if_with_a_run_time_condition_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(UnsupportedOpError, match=r"If\(condition computed at run time\) \(If_0\)"):
         export_coreml(MODELS / "legacy_if_resize.onnx", tmp_path / "m.mlpackage")
+
+
+def test_float16_input_at_an_early_target_names_the_flags(tmp_path: Path) -> None:
+    from rewriter.errors import UsageError
+
+    model = _one("Relu", [1, 2, 3, 3])
+    model.graph.input[0].type.tensor_type.elem_type = TP.FLOAT16
+    model.graph.output[0].type.tensor_type.elem_type = TP.FLOAT16
+    with pytest.raises(UsageError, match="pass --deployment-target iOS16") as info:
+        export_coreml(model, tmp_path / "m.mlpackage")
+    assert "\n" not in str(info.value)
+    export = export_coreml(model, tmp_path / "m16.mlpackage", deployment_target="iOS16")
+    assert export.deployment_target == "iOS16"
