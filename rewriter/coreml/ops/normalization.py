@@ -86,7 +86,7 @@ def _affine_refusal(node: onnx.NodeProto, ctx: NodeContext) -> str | None:
 
 @COREML_OPS.register(
     "InstanceNormalization",
-    becomes="instance_norm (mlprogram, rank 3 and 4); else reduce_mean, sub, mul, rsqrt (epsilon), mul, add",
+    becomes="instance_norm (mlprogram, rank 3 and 4); else mean, x - mean, mean square, rsqrt(var, eps) * gamma, mul, add",
     precondition=_affine_refusal,
 )
 def instance_norm(t: Translator, node: onnx.NodeProto):
@@ -97,9 +97,10 @@ def instance_norm(t: Translator, node: onnx.NodeProto):
     eps = dt.type(attribute(node, "epsilon", 1e-5))
     if rank in (3, 4) and t.model_format == "mlprogram":
         return t.mb.instance_norm(x=x, gamma=gamma, beta=beta, epsilon=eps, name=t.out_name(node))
-    normed = _normalized(t, node, x, list(range(2, rank)), eps)
+    # gamma joins the (N, C, 1, ...) inverse deviation before it meets x: a mul + add by per-channel constants
+    # would be fused by coremltools into a batchnorm that divides by sqrt(1 + 1e-5)
     shape = [-1] + [1] * (rank - 2)
-    y = t.mb.mul(x=normed, y=gamma.reshape(shape), name=t.tmp_name(node, "scale"))
+    y = _normalized(t, node, x, list(range(2, rank)), eps, gamma.reshape(shape))
     return t.mb.add(x=y, y=beta.reshape(shape), name=t.out_name(node))
 
 
@@ -128,13 +129,16 @@ def layer_norm(t: Translator, node: onnx.NodeProto):
     return t.mb.add(x=y, y=kw["beta"], name=t.out_name(node))
 
 
-def _normalized(t: Translator, node: onnx.NodeProto, x, axes: list[int], eps):
+def _normalized(t: Translator, node: onnx.NodeProto, x, axes: list[int], eps, gamma: np.ndarray | None = None):
     """(x - mean) / sqrt(var + eps) over ``axes`` from documented elementwise ops and reductions: the
     NeuralNetwork layers coremltools would use for instance_norm / layer_norm (mvn, batchnorm computing its
-    own statistics) do not document where epsilon goes."""
+    own statistics) do not document where epsilon goes. ``gamma`` (shaped like the statistics) scales the
+    inverse deviation."""
     mean = t.mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=t.tmp_name(node, "mean"))
     centered = t.mb.sub(x=x, y=mean, name=t.tmp_name(node, "centered"))
     square = t.mb.mul(x=centered, y=centered, name=t.tmp_name(node, "square"))
     var = t.mb.reduce_mean(x=square, axes=axes, keep_dims=True, name=t.tmp_name(node, "var"))
     inv = t.mb.rsqrt(x=var, epsilon=eps, name=t.tmp_name(node, "inv_std"))
+    if gamma is not None:
+        inv = t.mb.mul(x=inv, y=gamma, name=t.tmp_name(node, "gain"))
     return t.mb.mul(x=centered, y=inv, name=t.tmp_name(node, "normed"))
