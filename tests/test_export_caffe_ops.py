@@ -41,6 +41,21 @@ _CASES = {
     "layer_norm_two_axes": (
         _one("LayerNormalization", [2, 4, 5], {"g": _G}, ["g"], opset=17, axis=-2), {"Reduction", "Scale"}
     ),
+    "layer_norm_channels_last": (
+        _model(
+            [
+                oh.make_node("Relu", ["x"], ["r"]),
+                oh.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 3, 1]),
+                oh.make_node("LayerNormalization", ["t", "g", "b"], ["n"]),
+                oh.make_node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2]),
+            ],
+            [("x", [2, 5, 3, 4])],
+            ["y"],
+            {"g": _G, "b": _B},
+            opset=17,
+        ),
+        {"Convolution", "Tile", "Eltwise", "Scale"},
+    ),
     "reduce_sum_trailing": (_one("ReduceSum", [2, 3, 4, 5], {"a": np.array([2, 3])}, ["a"]), {"Reduction"}),
     "reduce_sum_channels": (
         _one("ReduceSum", [2, 3, 4, 5], {"a": np.array([1])}, ["a"], keepdims=0), {"Convolution", "Reshape"}

@@ -72,8 +72,8 @@ def _normalize(t: Translator, x: str, axis: int, eps: float) -> str:
     return normed
 
 
-def _affine(t: Translator, node: onnx.NodeProto, normed: str, axis: int, gamma, beta) -> None:
-    """y = normed * gamma + beta, the constants covering the axes from ``axis`` on."""
+def _affine(t: Translator, node: onnx.NodeProto, normed: str, axis: int, gamma, beta, perm=None, via=()) -> None:
+    """y = normed * gamma + beta, the constants covering the axes from ``axis`` on (blob layout ``perm``)."""
     shape = t.net.shapes[normed]
     block = shape[axis:]
     blobs = [np.ascontiguousarray(np.broadcast_to(np.asarray(gamma, dtype=F32), block))]
@@ -81,7 +81,7 @@ def _affine(t: Translator, node: onnx.NodeProto, normed: str, axis: int, gamma, 
         blobs.append(np.ascontiguousarray(np.broadcast_to(np.asarray(beta, dtype=F32), block)))
     params = {"axis": axis, "num_axes": len(block), "bias_term": beta is not None}
     (top,) = t.net.add("Scale", [normed], [node.output[0]], t.lname(), params, blobs)
-    t.set(node.output[0], top)
+    t.set(node.output[0], top, perm, via)
 
 
 @CAFFE_OPS.register(
@@ -108,19 +108,62 @@ def _layer_norm_refusal(node: onnx.NodeProto, t: Translator) -> str | None:
 
 @CAFFE_OPS.register(
     "LayerNormalization",
-    becomes="as InstanceNormalization, over the axes from `axis` on (axis >= 1)",
+    becomes="as InstanceNormalization, over the axes from `axis` on; channels-last (a middle block of the blob):"
+    " 1x1 Convolutions of 1/n for the means, Tile, Eltwise",
     precondition=_layer_norm_refusal,
 )
 def layer_norm(t: Translator, node: onnx.NodeProto) -> None:
-    x = t.data(node.input[0])
-    rank = len(t.net.shapes[x])
+    v = t.val(node.input[0])
+    rank = len(v.perm)
     a = attributes(node)
     axis = int(a.get("axis", -1))
     axis = axis + rank if axis < 0 else axis
-    if axis < 1:
+    eps = float(a.get("epsilon", 1e-5))
+    gamma, beta = t.const(node.input[1]), t.opt_const(node, 2)
+    # The normalized axes as they lie in the blob (a channels-last LayerNorm between two Transposes
+    # normalizes the blob's channel axis): the constants follow them into the blob's order.
+    blob_axes = sorted(v.perm.index(d) for d in range(axis, rank))
+    first, stop = blob_axes[0], blob_axes[-1] + 1
+    if blob_axes != list(range(first, stop)):
+        raise Problem(f"the normalized axes are not contiguous in the Caffe blob (blob = transpose(x, {list(v.perm)}))")
+    if first < 1:
         raise Problem("a normalization over every axis (axis 0): Caffe's Scale needs a leading axis to broadcast over")
-    normed = _normalize(t, x, axis, float(a.get("epsilon", 1e-5)))
-    _affine(t, node, normed, axis, t.const(node.input[1]), t.opt_const(node, 2))
+    block = tuple(t.shape(node.input[0])[axis:])
+    order = [v.perm[j] - axis for j in range(first, stop)]
+    gamma = np.transpose(np.broadcast_to(np.asarray(gamma, dtype=F32), block), order)
+    beta = None if beta is None else np.transpose(np.broadcast_to(np.asarray(beta, dtype=F32), block), order)
+    if stop == rank:
+        _affine(t, node, _normalize(t, v.blob, first, eps), first, gamma, beta, v.perm, v.via)
+        return
+    _normalize_middle(t, node, v, first, stop, eps, gamma, beta)
+
+
+def _normalize_middle(t: Translator, node: onnx.NodeProto, v, first: int, stop: int, eps: float, gamma, beta) -> None:
+    """LayerNormalization over a middle block of the blob's axes: (outer, block, inner, 1), means by a 1x1
+    Convolution of 1 / block, Tile to broadcast them back, Eltwise for x - mean and the products."""
+    shape = t.net.shapes[v.blob]
+    outer, block, inner = (int(np.prod(shape[a:b], dtype=np.int64)) for a, b in ((0, first), (first, stop), (stop, len(shape))))
+    conv = {"num_output": 1, "kernel_size": [1], "bias_term": False}
+    average = [np.full((1, block, 1, 1), 1.0 / block, dtype=F32)]
+
+    def spread(blob: str, hint: str) -> str:  # (outer, 1, inner, 1) -> (outer, block, inner, 1)
+        (top,) = t.net.add("Tile", [blob], 1, t.lname(hint), {"axis": 1, "tiles": block})
+        return top
+
+    (x,) = t.net.add("Reshape", [v.blob], 1, t.lname("blocks"), {"shape": shape_msg((outer, block, inner, 1))})
+    (mean,) = t.net.add("Convolution", [x], 1, t.lname("mean"), conv, average)
+    (centered,) = t.net.add("Eltwise", [x, spread(mean, "mean_tiled")], 1, t.lname("centered"),
+                            {"operation": "SUM", "coeff": [1.0, -1.0]})
+    (square,) = t.net.add("Eltwise", [centered, centered], 1, t.lname("square"), {"operation": "PROD"})
+    (var,) = t.net.add("Convolution", [square], 1, t.lname("var"), conv, average)
+    (inv,) = t.net.add("Power", [var], 1, t.lname("inv_std"), {"power": -0.5, "shift": eps})
+    (normed,) = t.net.add("Eltwise", [centered, spread(inv, "inv_std_tiled")], 1, t.lname("normed"),
+                          {"operation": "PROD"})
+    blobs = [gamma.reshape(block)] + ([] if beta is None else [beta.reshape(block)])
+    params = {"axis": 1, "num_axes": 1, "bias_term": beta is not None}
+    (y,) = t.net.add("Scale", [normed], 1, t.lname("affine"), params, blobs)
+    (top,) = t.net.add("Reshape", [y], [node.output[0]], t.lname(), {"shape": shape_msg(shape)})
+    t.set(node.output[0], top, v.perm, v.via)
 
 
 @CAFFE_OPS.register(
