@@ -74,9 +74,9 @@ def clamp(t: Translator, blob: str, lo: float | None, hi: float | None, top: str
         last = steps == ["lo"]
         name = [top] if last else 1
         if lo == 0:
-            (blob,) = t.net.add("ReLU", [blob], name, t.lname() if last else t.lname("min"))
+            (blob,) = t.net.add("ReLU", [blob], name, t.lname() if last else t.lname("lower"))
         else:
-            (blob,) = t.net.add("Eltwise", [blob, constant(lo, "lo")], name, t.lname() if last else t.lname("min"),
+            (blob,) = t.net.add("Eltwise", [blob, constant(lo, "lo")], name, t.lname() if last else t.lname("lower"),
                                 {"operation": "MAX"})
     if hi is not None:
         (neg,) = t.net.add("Power", [blob], 1, t.lname("neg"), {"scale": -1.0})

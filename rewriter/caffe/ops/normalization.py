@@ -138,11 +138,17 @@ def layer_norm(t: Translator, node: onnx.NodeProto) -> None:
     _normalize_middle(t, node, v, first, stop, eps, gamma, beta)
 
 
+def _split_sizes(shape, first: int, stop: int) -> tuple[int, int, int]:
+    """Element counts before, inside and after the axes [first, stop)."""
+    outer, block, inner = (int(np.prod(shape[a:b], dtype=np.int64)) for a, b in ((0, first), (first, stop), (stop, len(shape))))
+    return outer, block, inner
+
+
 def _normalize_middle(t: Translator, node: onnx.NodeProto, v, first: int, stop: int, eps: float, gamma, beta) -> None:
     """LayerNormalization over a middle block of the blob's axes: (outer, block, inner, 1), means by a 1x1
     Convolution of 1 / block, Tile to broadcast them back, Eltwise for x - mean and the products."""
     shape = t.net.shapes[v.blob]
-    outer, block, inner = (int(np.prod(shape[a:b], dtype=np.int64)) for a, b in ((0, first), (first, stop), (stop, len(shape))))
+    outer, block, inner = _split_sizes(shape, first, stop)
     conv = {"num_output": 1, "kernel_size": [1], "bias_term": False}
     average = [np.full((1, block, 1, 1), 1.0 / block, dtype=F32)]
 
@@ -199,7 +205,7 @@ def reduce_block(t: Translator, node: onnx.NodeProto, mean: bool) -> None:
             t.set(out, top)
             return
     else:
-        outer, block, inner = (int(np.prod(shape[a:b], dtype=np.int64)) for a, b in ((0, first), (first, stop), (stop, rank)))
+        outer, block, inner = _split_sizes(shape, first, stop)
         (flat,) = t.net.add("Reshape", [x], 1, t.lname("blocks"), {"shape": shape_msg((outer, block, inner, 1))})
         params = {"num_output": 1, "kernel_size": [1], "bias_term": False}
         weight = np.full((1, block, 1, 1), 1.0 / block if mean else 1.0, dtype=F32)

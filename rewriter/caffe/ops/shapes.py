@@ -3,8 +3,9 @@
 Identity, Dropout, Cast to float and Transpose only relabel a blob (a Transpose changes the tensor's layout,
 see ``rewriter.caffe.translator``). Reshape-like ops need the ONNX layout. Concat, Split, Slice and Tile
 work along an axis in any layout; Expand is Tile along its size-1 axes, and Gather with constant indices
-is one Slice layer cut at the runs of consecutive indices plus a Concat of the pieces. Slices of one tensor along one axis share one Slice layer, and a Concat
-of a sliced tensor takes its pieces, so edge replication (first row, x, last row) leaves no unused top.
+is one Slice layer cut at the runs of consecutive indices plus a Concat of the pieces. Slices of one tensor
+along one axis share one Slice layer, and a Concat of a sliced tensor takes its pieces, so edge replication
+(first row, x, last row) leaves no unused top.
 Pad is built from DummyData (constant) or edge Slices, and Concat.
 """
 
