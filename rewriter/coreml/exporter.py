@@ -358,8 +358,8 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
         described[plan.output] = op.describe()
     # fix-resize's provenance says which Resize nodes each original node became (none when lowered).
     for node in fix.nodes:
-        if node.graph:
-            continue  # subgraph nodes: the exporter refuses control flow before getting here
+        if node.graph and not (node.resize_nodes and all(output in described for output, _ in node.resize_nodes)):
+            continue  # a branch of an If the exporter did not take (or a lowered node inside one)
         if node.state.kind == "removed":
             export.resize_ops.append((node.name, "removed (identity)"))
         elif node.state.kind == "lowered":

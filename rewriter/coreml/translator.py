@@ -168,7 +168,7 @@ class Translator:
             if dtype is None:
                 raise UsageError(f"input {vi.name!r} is {onnx.TensorProto.DataType.Name(elem)}: the Core ML exporter takes float32 (or float16, iOS16+) inputs")
             if dtype == types.fp16 and (self.model_format != "mlprogram" or self.ios < 16):
-                raise UsageError(f"input {vi.name!r} is float16: Core ML needs mlprogram and iOS16+ for float16 inputs")
+                raise UsageError(f"input {vi.name!r} is float16: Core ML takes float16 inputs from iOS16 on, in mlprogram; pass --deployment-target iOS16 (or later) --format mlprogram")
             mil_name = self.name(vi.name)
             specs[mil_name] = self.mb.placeholder(shape=shape, dtype=dtype)
             input_names.append(vi.name)
