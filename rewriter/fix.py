@@ -1,6 +1,7 @@
 """`fix-resize`: rewrite every Resize/Upsample so that it runs identically on the target, prove it, write it.
 
-load -> plan (the pass ladder per node, ``rewriter.plan``; every step proved by weights) -> refuse what no
+load -> recognise upsampling spelled without Resize (``passes.recognize_upsampling``: such a region becomes
+a Resize in place) -> plan (the pass ladder per node, ``rewriter.plan``; every step proved by weights) -> refuse what no
 exact form reaches -> emit -> verify in ONNX Runtime -> splice into the model -> raise the opset if needed
 -> write atomically. The result carries, per original node, what it became and where (provenance), so
 exporters consume fix-resize's decisions instead of re-deriving them.
@@ -19,6 +20,7 @@ import onnx
 from rewriter.emit import Subgraph
 from rewriter.errors import NotExactError, UsageError
 from rewriter.graph import ModelView, default_opset
+from passes.recognize_upsampling import recognize_upsampling
 from rewriter.model_io import DataCopy, external_data_files, load_model, model_dir, save_model
 from rewriter.pipeline import FixOptions, NodeState
 from rewriter.plan import INEXACT, REWRITE, UNRESOLVED, NodePlan, plan_model
@@ -205,12 +207,14 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
 
     proto = job.proto
     model_opset = default_opset(proto)
-    plans = [p for p in track(plan_model(view, job.options, job.label), "analysing Resize nodes")]
+    view, recognized = recognize_upsampling(view, job.input_shapes)  # rewrites ``proto`` in place
+    plans = [p for p in track(plan_model(view, job.options, job.label, recognized), "analysing Resize nodes")]
     refused = [p.refusal() for p in plans if p.verdict in (INEXACT, UNRESOLVED)]
     if refused:
         raise NotExactError(" | ".join(refused))
 
-    rewritten = [p.ctx for p in plans if p.verdict == REWRITE]
+    # A recognised Resize the target runs as it is is already in the model: nothing to emit for it.
+    rewritten = [p.ctx for p in plans if p.verdict == REWRITE and p.ctx.state.kind != "original"]
     emitted = {id(ctx): ctx.emitted() for ctx in rewritten}
     results = [_result(p) for p in plans]
     if job.verify != "none":
@@ -219,7 +223,7 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
     placed = splice(view, rewritten, emitted)
     for plan, result in zip(plans, results):
         _record_provenance(plan, result, placed.get(id(plan.ctx)))
-    if job.input_shapes and emitted:
+    if job.input_shapes and (emitted or recognized):
         pin_input_shapes(proto, job.input_shapes)
     if job.input_values:
         pin_input_values(proto, job.input_values)
@@ -249,7 +253,7 @@ def _result(plan: NodePlan) -> NodeResult:
     return NodeResult(
         name=ctx.node.name,
         graph=ctx.scope.path,
-        was=ctx.original.label,
+        was=plan.recognized.was if plan.recognized is not None else ctx.original.label,
         became=ctx.describe_state() if ctx.steps else "unchanged",
         passes=plan.passes,
         exact=ctx.exact,
@@ -257,6 +261,7 @@ def _result(plan: NodePlan) -> NodeResult:
         state=ctx.state,
         skipped=dict(ctx.skipped),
         border_error=ctx.border_error,
+        max_error=plan.recognized.max_error if plan.recognized is not None else None,
     )
 
 
@@ -264,6 +269,8 @@ def _record_provenance(plan: NodePlan, result: NodeResult, placed: Subgraph | No
     ctx = plan.ctx
     if placed is None:  # left as it is
         result.resize_nodes = [(ctx.node.output[0], ctx.original)]
+        if plan.recognized is not None:  # the Resize that replaced a region
+            result.emitted_nodes, result.emitted_tensors = [ctx.node.name], list(plan.recognized.tensors)
         return
     result.emitted_nodes = [n.name for n in placed.nodes]
     result.emitted_tensors = [t.name for t in placed.tensors]

@@ -4,7 +4,8 @@ A region is a connected piece of the main graph built only from ops that move el
 on them (Reshape, Tile, Expand, Gather, GatherND, DepthToSpace, Concat, Transpose...): one data tensor
 ``x`` goes in, one tensor ``y`` comes out, every other input of its nodes is a value the ``ModelView``
 knows statically (a constant, or index arithmetic on shapes), and no intermediate tensor is used outside it.
-``y`` is then a gather of ``x``: ``y[i] = x[source(i)]``.
+``y`` is then a gather of ``x``: ``y[i] = x[source(i)]``. Nodes fix-resize emitted (stamped with the rule
+that made them) are never part of a region, so a lowering is not recognised back into a Resize.
 
 ``index_map`` finds ``source`` without trusting any op's name: the region alone runs in ONNX Runtime on an
 index-coded input (element k holds the number k, exactly representable in float32), so every output element
@@ -22,6 +23,7 @@ from onnx import TensorProto, numpy_helper
 
 from rewriter.graph import Dim, ModelView, Scope, SymVector, subgraphs
 from rewriter.ort_runtime import session
+from rewriter.splice import RULE_KEY
 from rewriter.spelling import single_node_model
 
 # Op -> positions of its data inputs (None: every input); the other inputs must be static values.
@@ -111,6 +113,8 @@ def find_regions(view: ModelView) -> list[Region]:
 def _is_movement(view: ModelView, scope: Scope, node: onnx.NodeProto) -> bool:
     if node.domain not in ("", "ai.onnx") or node.op_type not in MOVEMENT_OPS or len(node.output) != 1:
         return False
+    if any(e.key == RULE_KEY for e in node.metadata_props):
+        return False  # emitted by fix-resize (e.g. a Gather lowering): already exact for its target, kept
     return all(view.value(scope, p) is not None for p in _params(node))
 
 
