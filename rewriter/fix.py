@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from passes.recognize_upsampling import recognize_upsampling
 from rewriter.emit import Subgraph
 from rewriter.errors import NotExactError, UsageError
-from rewriter.graph import ModelView, default_opset
-from passes.recognize_upsampling import recognize_upsampling
+from rewriter.graph import ModelView, default_opset, subgraphs
 from rewriter.model_io import DataCopy, external_data_files, load_model, model_dir, save_model
 from rewriter.pipeline import FixOptions, NodeState
 from rewriter.plan import INEXACT, REWRITE, UNRESOLVED, NodePlan, plan_model
 from rewriter.progress import track
 from rewriter.resize import ResizeSemantics
-from rewriter.splice import pin_input_shapes, pin_input_values, splice, upgrade_opset
+from rewriter.splice import RULE_KEY, pin_input_shapes, pin_input_values, splice, upgrade_opset
 from rewriter.targets import Target, make_target
 
 VERIFY_CHOICES = ("local", "full", "none")
@@ -230,7 +230,9 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
     opset = max((ctx.opset for ctx in rewritten), default=model_opset)
     result = FixResult(proto, results, job.options.target.name, job.source_dir, pinned_inputs=dict(job.input_values))
     if opset != model_opset:
+        stamps = _stamps(proto.graph)
         upgrade_opset(proto, opset)
+        _restamp(proto.graph, stamps)
         result.opset_upgraded_from, result.opset_upgraded_to = model_opset, opset
     if job.verify == "full" or (result.opset_upgraded_from is not None and job.verify != "none"):
         feeds = {**job.input_values, **(job.inputs or {})}
@@ -238,6 +240,28 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
     if job.output is not None:
         result.save(job.output, prestaged=job.early_copy)
     return result
+
+
+def _stamps(graph: onnx.GraphProto) -> dict[str, list[tuple[str, str]]]:
+    """The rule stamps of the emitted nodes, by node name (onnx's version converter drops metadata_props)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for node in graph.node:
+        if node.name and any(e.key == RULE_KEY for e in node.metadata_props):
+            found[node.name] = [(e.key, e.value) for e in node.metadata_props]
+        for _, sub in subgraphs(node):
+            found.update(_stamps(sub))
+    return found
+
+
+def _restamp(graph: onnx.GraphProto, stamps: dict[str, list[tuple[str, str]]]) -> None:
+    """Put back the stamps the converter dropped: provenance, and what keeps a lowering from being recognised again."""
+    for node in graph.node:
+        if node.name in stamps and not node.metadata_props:
+            for key, value in stamps[node.name]:
+                entry = node.metadata_props.add()
+                entry.key, entry.value = key, value
+        for _, sub in subgraphs(node):
+            _restamp(sub, stamps)
 
 
 def _load(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:

@@ -151,11 +151,14 @@ def _region(view: ModelView, scope: Scope, x: str, y: str, members: tuple[int, .
     if x_shape is None or y_shape is None or len(x_shape) != len(y_shape) or not y_shape:
         return None
     grows = False
-    for n, m in zip(x_shape, y_shape):
+    y_shape = list(y_shape)
+    for axis, (n, m) in enumerate(zip(x_shape, y_shape)):
         if isinstance(n, int) and isinstance(m, int):
             if m < n or (m > n and n < 2):
                 return None  # downsampling, or a broadcast from length 1: not an upsampling
             grows = grows or m > n
+        elif isinstance(n, str) and not isinstance(m, int):
+            y_shape[axis] = n  # e.g. a Reshape to -1 (inference: unknown or a fresh symbol): checked when the region runs
         elif n != m or n is None:
             return None  # a symbolic length must be the same on both sides
     if not grows or int(np.prod([m if isinstance(m, int) else 3 for m in y_shape])) > MAX_OUTPUT_ELEMENTS:
