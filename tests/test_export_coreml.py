@@ -41,6 +41,12 @@ UNSUPPORTED = {
     "tf2onnx13_keras_upsampling2d_nearest_x2": "unsupported ONNX ops for Core ML: Tile (upsampling2d_nearest_1/y_1/Repeat/Tile, upsampling2d_nearest_1/y_1/Repeat_1/Tile)",
     "torch_dynamo_nearest_exact_size8x12": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_22)",
     "torch_dynamo_nearest_exact_x2": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_20)",
+    # The op coverage is checked on the model as given, before fix-resize recognises these upsamplings.
+    "recog_dynamo_index_gather_x2": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_22, node_GatherND_40)",
+    "recog_dynamo_nearest_exact_x2_dynbatch_noopt": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_20)",
+    "recog_dynamo_pixel_shuffle_interleave_x2": "unsupported ONNX ops for Core ML: Expand (node_Expand_3); DepthToSpace (node_pixel_shuffle)",
+    "recog_dynamo_pixel_shuffle_repeat_not_upsampling": "unsupported ONNX ops for Core ML: Expand (node_Expand_1); Tile (node_repeat); DepthToSpace (node_pixel_shuffle)",
+    "recog_dynamo_repeat_interleave_x2": "unsupported ONNX ops for Core ML: Expand (node_Expand_3, node_Expand_11)",
 }
 EXPORTABLE = [f for f in FIXTURES if f not in UNSUPPORTED]
 # iOS17 mlprogram (iOS16+ MIL: explicit half_pixel_centers) on a representative subset: real CNNs, every
