@@ -75,7 +75,7 @@ def recognize_upsampling(view: ModelView, input_shapes: dict[str, tuple[int, ...
     for region in find_regions(view):
         if used & set(region.positions):
             continue
-        outcome = recognise(view, region)
+        outcome = recognize_region(view, region)
         if isinstance(outcome, tuple):
             proved.append((region, *outcome))
             used.update(region.positions)
@@ -89,7 +89,7 @@ def recognize_upsampling(view: ModelView, input_shapes: dict[str, tuple[int, ...
     return ModelView.build(model, view.base_dir, input_shapes, view.input_values or None), found
 
 
-def recognise(view: ModelView, region: Region) -> tuple[Spelling, float] | str:
+def recognize_region(view: ModelView, region: Region) -> tuple[Spelling, float] | str:
     """The canonical spelling the region computes and its measured error (0.0), or why it is not one."""
     symbols = sorted({str(d) for d in region.x_shape if isinstance(d, str)})
     tables: list[np.ndarray] | None = None

@@ -15,7 +15,7 @@ from onnx import TensorProto as TP
 from onnx import helper as oh
 from onnx import numpy_helper as nh
 
-from passes.recognize_upsampling import RECOGNIZE, _prove, recognise, recognize_upsampling
+from passes.recognize_upsampling import RECOGNIZE, _prove, recognize_region, recognize_upsampling
 from rewriter import check, inspect
 from rewriter.fix import fix_resize
 from rewriter.graph import ModelView
@@ -213,7 +213,7 @@ def test_a_region_whose_intermediate_is_used_elsewhere_is_not_removed() -> None:
 def test_the_weight_proof_rejects_a_wrong_spelling() -> None:
     view = ModelView.build(gather_constant())
     (region, *_) = find_regions(view)
-    spelling, error = recognise(view, region)  # type: ignore[misc]
+    spelling, error = recognize_region(view, region)  # type: ignore[misc]
     assert error == 0.0 and _prove(view, region, spelling, [np.arange(1), np.arange(2), np.arange(10) // 2, np.arange(14) // 2]) is None
     wrong = Spelling("nearest", "align_corners", "floor", sizes=(1, 2, 10, 14))
     assert "weights differ" in _prove(view, region, wrong, [np.arange(1), np.arange(2), np.arange(10) // 2, np.arange(14) // 2])  # type: ignore[operator]
