@@ -43,7 +43,7 @@ TOL = 1e-5
 REFUSED = {
     "legacy_if_resize.onnx": (UnsupportedOpError, "If (y)"),
     "legacy_loop_resize.onnx": (UnsupportedOpError, "Loop (y)"),
-    "recog_dynamo_pixel_shuffle_repeat_not_upsampling.onnx": (UnsupportedOpError, "Expand (node_Expand_1), DepthToSpace"),
+    "recog_dynamo_pixel_shuffle_repeat_not_upsampling.onnx": (UnsupportedOpError, "DepthToSpace (node_pixel_shuffle)"),
     "tf2onnx13_crop_and_resize.onnx": (NotExactError, "computed at run time"),
     "tf2onnx18_crop_and_resize.onnx": (NotExactError, "computed at run time"),
 }

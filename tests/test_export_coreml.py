@@ -38,14 +38,9 @@ UNSUPPORTED = {
     "tf2onnx18_crop_and_resize": "unsupported ONNX ops for Core ML: Loop (CropAndResize)",
     "legacy_if_resize": "unsupported ONNX ops for Core ML: If(condition computed at run time) (If_0)",
     "legacy_loop_resize": "unsupported ONNX ops for Core ML: Loop (Loop_0)",
-    "torch_dynamo_nearest_exact_size8x12": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_22)",
-    "torch_dynamo_nearest_exact_x2": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_20)",
-    # The op coverage is checked on the model as given, before fix-resize recognises these upsamplings.
-    "recog_dynamo_index_gather_x2": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_22, node_GatherND_40)",
-    "recog_dynamo_nearest_exact_x2_dynbatch_noopt": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_20)",
-    "recog_dynamo_pixel_shuffle_interleave_x2": "unsupported ONNX ops for Core ML: Expand (node_Expand_3); DepthToSpace (node_pixel_shuffle)",
-    "recog_dynamo_pixel_shuffle_repeat_not_upsampling": "unsupported ONNX ops for Core ML: Expand (node_Expand_1); Tile (node_repeat); DepthToSpace (node_pixel_shuffle)",
-    "recog_dynamo_repeat_interleave_x2": "unsupported ONNX ops for Core ML: Expand (node_Expand_3, node_Expand_11)",
+    # Upsampling spelled as GatherND / Expand / DepthToSpace is recognised as a Resize and exports; this one
+    # (pixel shuffle of a whole-tensor repeat) is not an upsampling, and its DepthToSpace has no translation.
+    "recog_dynamo_pixel_shuffle_repeat_not_upsampling": "unsupported ONNX ops for Core ML: DepthToSpace (node_pixel_shuffle)",
 }
 EXPORTABLE = [f for f in FIXTURES if f not in UNSUPPORTED]
 # iOS17 mlprogram (iOS16+ MIL: explicit half_pixel_centers) on a representative subset: real CNNs, every

@@ -199,6 +199,7 @@ def export_coreml(
     relative (to max(1, max|ORT output|)) it raises ``VerificationError`` and writes nothing.
     """
     from rewriter.coreml.coverage import check_coverage
+    from rewriter.regions import find_regions
     from rewriter.fix import fix_model, fix_options
     from rewriter.keras_input import is_keras_path, keras_to_onnx
     from rewriter.model_io import load_model
@@ -214,7 +215,7 @@ def export_coreml(
     working = onnx.ModelProto()
     working.CopyFrom(original)  # fix-resize rewrites this copy in place; the original is what --verify compares with
     view = ModelView.build(working, None, input_shapes or None, input_values)
-    check_coverage(view)
+    check_coverage(view, frozenset(name for region in find_regions(view) for name in region.node_names))
     shapes = {k: v for k, v in _resolve_shapes(original, {**(input_shapes or {}), **{n: a.shape for n, a in view.input_values.items()}}).items()
               if k not in view.input_values}  # pinned inputs are constants in the Core ML model
     options = fix_options("coreml", deployment_target=deployment_target, coreml_format=model_format)
