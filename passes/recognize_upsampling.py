@@ -31,13 +31,12 @@ import numpy as np
 import onnx
 
 from rewriter.graph import ModelView, fresh_name
-from rewriter.ort_runtime import relative_error, session
+from rewriter.ort_runtime import SEEDS, random_input, relative_error, session
 from rewriter.regions import Region, concrete, find_regions, index_map, region_model, separable_tables
 from rewriter.sampling import F32, AxisWeights, ort_axis_weights, pick_weights, scaled_lengths
-from rewriter.splice import RULE_KEY, SOURCE_KEY, _drop_dead_producers, _unique_names
 from rewriter.spelling import Spelling, describe_spelling, resize_node, single_node_model
+from rewriter.splice import RULE_KEY, SOURCE_KEY, _drop_dead_producers, _unique_names
 from rewriter.targets.onnx import canonical_rules
-from rewriter.verify import SEEDS, random_input
 
 RECOGNIZE = "recognize-upsampling"
 SYMBOL_LENGTHS = (2, 3)  # a symbolic dimension is tried at two lengths: the copy map must not depend on it

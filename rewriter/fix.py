@@ -218,7 +218,9 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
     emitted = {id(ctx): ctx.emitted() for ctx in rewritten}
     results = [_result(p) for p in plans]
     if job.verify != "none":
-        verify_local([p.ctx for p in plans], emitted, results, job.atol)
+        errors = verify_local([p.ctx for p in plans], emitted, job.atol)
+        for plan, result in zip(plans, results):
+            result.max_error = errors.get(id(plan.ctx), result.max_error)
 
     placed = splice(view, rewritten, emitted)
     for plan, result in zip(plans, results):
@@ -236,7 +238,8 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
         result.opset_upgraded_from, result.opset_upgraded_to = model_opset, opset
     if job.verify == "full" or (result.opset_upgraded_from is not None and job.verify != "none"):
         feeds = {**job.input_values, **(job.inputs or {})}
-        verify_full(job.source, result, job.input_shapes, feeds or None, job.atol, required=job.verify == "full")
+        verify_full(job.source, result.save, all(n.exact for n in result.nodes), job.input_shapes, feeds or None, job.atol,
+                    required=job.verify == "full")
     if job.output is not None:
         result.save(job.output, prestaged=job.early_copy)
     return result

@@ -23,8 +23,8 @@ from onnx import TensorProto, numpy_helper
 
 from rewriter.graph import Dim, ModelView, Scope, SymVector, subgraphs
 from rewriter.ort_runtime import session
-from rewriter.splice import RULE_KEY
 from rewriter.spelling import single_node_model
+from rewriter.splice import RULE_KEY
 
 # Op -> positions of its data inputs (None: every input); the other inputs must be static values.
 MOVEMENT_OPS: dict[str, tuple[int, ...] | None] = {

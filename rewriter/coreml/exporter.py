@@ -199,10 +199,10 @@ def export_coreml(
     relative (to max(1, max|ORT output|)) it raises ``VerificationError`` and writes nothing.
     """
     from rewriter.coreml.coverage import check_coverage
-    from rewriter.regions import find_regions
     from rewriter.fix import fix_model, fix_options
     from rewriter.keras_input import is_keras_path, keras_to_onnx
     from rewriter.model_io import load_model
+    from rewriter.regions import find_regions
 
     output = Path(output)
     _check_options(output, deployment_target, model_format, compute_precision)

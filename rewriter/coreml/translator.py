@@ -22,7 +22,24 @@ from rewriter.exporting.registry import OpRegistry
 from rewriter.graph import ModelView, Scope, fresh_name
 
 if TYPE_CHECKING:
-    from rewriter.coreml.ops.resize import ResizePlan
+    from rewriter.resize import ResizeSemantics
+
+
+@dataclass
+class ResizePlan:
+    """What one ONNX Resize becomes: the MIL op, its parameters, and the weights it must reproduce."""
+
+    onnx_name: str
+    output: str  # the ONNX node's output tensor (how fix-resize's provenance names it)
+    mil_name: str
+    primitive: str
+    op: str
+    params: dict[str, Any]
+    sem: ResizeSemantics
+
+    def describe(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.op}({inner})"
 
 
 @dataclass
