@@ -99,7 +99,7 @@ def test_tract_rules() -> None:
     assert "Upsample" in tract.computes(upsample)
     legacy = _resize({"mode": "nearest"}, opset=10, scales=[1, 1, 1.5, 1.5])
     assert tract.naive_weights(legacy, 2).difference(legacy.axis_weights(2)) > 0  # rounds where ORT floors
-    assert "output length of 1" in tract.accepts(_linear("pytorch_half_pixel", "cubic", sizes=[1, 2, 1, 3]))
+    assert "length of 1" in tract.accepts(_linear("pytorch_half_pixel", "cubic", sizes=[1, 2, 1, 3]))
     assert tract.accepts(_nearest("pytorch_half_pixel", "floor", sizes=[1, 2, 1, 3])) is None
     hps = _nearest("half_pixel_symmetric", "floor", opset=19, scales=[1, 1, 0.6, 0.6])
     assert "half_pixel_symmetric" in tract.accepts(hps)

@@ -31,7 +31,7 @@ class MNNTarget(RuntimeTarget):
 
     def computes(self, sem: ResizeSemantics) -> dict[int, AxisWeights] | str:
         if not spatial_nchw(sem) or sem.axes is not None:
-            return "MNN's converted Interp resizes the last two axes of an N x C x H x W tensor only, without axes (Compute Shape Error)"
+            return "MNN's Interp resizes the last two axes of N x C x H x W only, without axes (Compute Shape Error)"
         if sem.transform == "half_pixel_symmetric":
             return "MNN's converter has no half_pixel_symmetric (ResizeOnnx.cpp)"
         if sem.transform == "tf_crop_and_resize":

@@ -48,7 +48,8 @@ def fractional_axes(sem: ResizeSemantics) -> list[int]:
 
 def scale_is_size_ratio(sem: ResizeSemantics) -> bool:
     """Every resized axis samples with scale m / n (float32), as a node given by ``sizes`` does."""
-    return all(F32(sem.axes_info[a].scale) == F32(sem.axes_info[a].m) / F32(sem.axes_info[a].n) for a in sem.resized_axes)  # type: ignore[arg-type]
+    infos = [sem.axes_info[a] for a in sem.resized_axes]
+    return all(F32(a.scale) == F32(a.m) / F32(a.n) for a in infos)  # type: ignore[arg-type]
 
 
 def spec_coordinates(sem: ResizeSemantics, axis: int) -> np.ndarray:
@@ -88,16 +89,16 @@ class TractTarget(RuntimeTarget):
             return weights_as(sem, nearest_mode="round_prefer_floor")
         to_one = any(sem.axes_info[a].m == 1 for a in sem.resized_axes)
         if sem.transform == "pytorch_half_pixel" and to_one and (sem.mode == "cubic" or sem.antialias):
-            return "tract computes cubic / antialiased pytorch_half_pixel with an output length of 1 differently from ORT"
+            return "tract computes cubic / antialiased pytorch_half_pixel to a length of 1 differently from ORT"
         if sem.transform == "tf_crop_and_resize" and (sem.antialias or (sem.mode == "cubic" and not spatial_nchw(sem))):
-            return "tract computes this tf_crop_and_resize differently from ORT (antialias, or cubic on axes other than the last two)"
+            return "tract computes antialiased, or cubic non-NCHW, tf_crop_and_resize differently from ORT"
         if sem.transform == "half_pixel_symmetric" and sem.mode == "nearest":
             if not scale_is_size_ratio(sem):
-                return "tract's nearest half_pixel_symmetric coordinates differ from ORT's at rounding boundaries when scales are not m / n"
+                return "tract's nearest half_pixel_symmetric rounds differently from ORT when scales are not m / n"
             return float32_weights(sem, transform="half_pixel")
         computed = float32_weights(sem)
         if sem.transform in SPEC_LENGTH_TRANSFORMS and (axes := fractional_axes(sem)):
             if sem.mode == "cubic":
-                return f"tract follows the spec for {sem.transform} with a fractional n * scale (length_resized = n * scale), ORT uses the output length"
+                return f"tract follows the spec for {sem.transform} with a fractional n * scale (ORT: the output length)"
             computed.update({axis: spec_weights(sem, axis) for axis in axes})
         return computed
