@@ -65,6 +65,7 @@ def spec_coordinates(sem: ResizeSemantics, axis: int) -> np.ndarray:
 
 
 def spec_weights(sem: ResizeSemantics, axis: int) -> AxisWeights:
+    """tract's nearest / linear weights on ``axis`` at the spec's coordinates (crop: outside rows extrapolate)."""
     info = sem.axes_info[axis]
     n = int(info.n)  # type: ignore[arg-type]
     x = spec_coordinates(sem, axis)
