@@ -57,3 +57,19 @@ runtimes-env:
 
 runtimes-measure:
 	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) $(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/measure.py --out $(RUNTIMES_RESULTS) --runtimes $(RUNTIMES)
+
+# The runtime targets on their real runtimes: every grid model through `fix-resize --target <runtime>`, then through
+# that runtime, compared with ONNX Runtime on the original; fails if any fixed model is not exact. Runtimes whose
+# environment is missing are skipped and listed as skipped (all of them without the driver environment).
+TARGET_RUNTIMES ?= openvino,tract,mnn,rknn
+
+.PHONY: test-runtimes
+
+test-runtimes:
+	@if [ ! -x $(RUNTIMES_VENV_DIR)/driver/bin/python ]; then \
+		echo "SKIPPED test-runtimes: no driver environment in $(RUNTIMES_VENV_DIR) (make runtimes-env)"; exit 0; fi; \
+	mkdir -p $(RUNTIMES_RESULTS)-targets && \
+	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) $(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/measure.py \
+		--out $(RUNTIMES_RESULTS)-targets --runtimes $(TARGET_RUNTIMES) --timeout 300 \
+		--forms $$(echo $(TARGET_RUNTIMES) | sed 's/[^,]*/fix-&/g') > $(RUNTIMES_RESULTS)-targets/measure.log && \
+	$(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/check_targets.py $(RUNTIMES_RESULTS)-targets/results.json

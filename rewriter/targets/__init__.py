@@ -12,9 +12,13 @@ from rewriter.errors import UsageError
 from rewriter.targets.base import LOWER_CHOICES, Option, Primitive, Target
 from rewriter.targets.caffe import CaffeTarget
 from rewriter.targets.coreml import CoreMLTarget
+from rewriter.targets.mnn import MNNTarget
 from rewriter.targets.onnx import OnnxTarget
+from rewriter.targets.openvino import OpenVINOTarget
+from rewriter.targets.rknn import RKNNTarget
+from rewriter.targets.tract import TractTarget
 
-_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget)}
+_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget, OpenVINOTarget, TractTarget, MNNTarget, RKNNTarget)}
 TARGET_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
