@@ -20,6 +20,7 @@ from rewriter.targets.tract import TractTarget
 
 _REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget, OpenVINOTarget, TractTarget, MNNTarget, RKNNTarget)}
 TARGET_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+DEFAULT_TARGETS: tuple[str, ...] = tuple(name for name, cls in _REGISTRY.items() if cls.listed_by_default)
 
 
 def target_class(name: str) -> type[Target]:
@@ -40,4 +41,4 @@ def option_flags() -> dict[str, Option]:
     return {key: opt for cls in _REGISTRY.values() for key, opt in cls.options.items()}
 
 
-__all__ = ["LOWER_CHOICES", "TARGET_NAMES", "Option", "Primitive", "Target", "make_target", "option_flags", "target_class"]
+__all__ = ["DEFAULT_TARGETS", "LOWER_CHOICES", "TARGET_NAMES", "Option", "Primitive", "Target", "make_target", "option_flags", "target_class"]

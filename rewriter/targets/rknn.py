@@ -1,10 +1,12 @@
 """``--target rknn``: Rockchip rknn-toolkit2 (``load_onnx``, ``build(do_quantization=False)``), RK3588 fp16.
 
 rknn-toolkit2 maps an ONNX Resize onto its own resize op with the same attributes; a non-quantized model runs in
-float16 on the NPU and in its x86 simulator, so the tolerance is 1e-3 relative (float16 has an 11-bit
-significand: one rounding of a value near 1 is up to 4.9e-4; measured: the native spellings it computes right
-are within 4.6e-4 of ORT, those it computes wrong off by more than 0.9; lowered forms reach 9.3e-4, a 16-tap
-antialiased cubic MatMul 1.09e-3).
+float16 on the NPU and in its x86 simulator, so the tolerance is 2e-3 relative: float16 has an 11-bit
+significand (one rounding of a value near 1 is up to 4.9e-4) and a resized value goes through a few roundings
+(the input, the weights, the products and sum of each of two axes); measured: the native spellings it computes
+right are within 4.6e-4 of ORT, lowered forms within 1.09e-3 (a 16-tap antialiased cubic MatMul, reproduced to
+1.087e-3 by the same MatMuls in numpy float16), and every spelling it computes wrong is off by more than 0.9, so
+the bound separates rounding from a wrong grid by almost three orders of magnitude.
 Where the rules come from (measured with ``tests/runtimes`` on the 593-model grid, rknn-toolkit2 2.5, simulator):
 - cubic with ``align_corners`` / ``asymmetric`` / ``half_pixel`` / ``pytorch_half_pixel`` crashes ``build()``
   (segfault); cubic ``tf_crop_and_resize`` and ``half_pixel_symmetric`` run exactly;
@@ -36,7 +38,7 @@ class RKNNTarget(RuntimeTarget):
     name: ClassVar[str] = "rknn"
     summary: ClassVar[str] = "Rockchip RKNN (rknn-toolkit2, RK3588, fp16)"
     converter: ClassVar[str] = "rknn-toolkit2"
-    tolerance: ClassVar[float] = 1e-3
+    tolerance: ClassVar[float] = 2e-3
 
     def computes(self, sem: ResizeSemantics) -> dict[int, AxisWeights] | str:
         if sem.mode == "cubic" and sem.transform in CRASHING_CUBIC:

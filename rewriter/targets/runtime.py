@@ -29,6 +29,7 @@ from rewriter.targets.base import Target
 class RuntimeTarget(Target):
     converter: ClassVar[str]  # how an ONNX model reaches the runtime, for messages and docs
     tolerance: ClassVar[float] = 1e-5  # relative output error the real-runtime tests allow
+    listed_by_default: ClassVar[bool] = False  # named with --target (one column per runtime would not fit)
 
     def computes(self, sem: ResizeSemantics) -> dict[int, AxisWeights] | str:
         """Per resized axis, the weights the runtime applies to this node as spelled, or why it rejects it."""
