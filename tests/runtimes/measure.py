@@ -13,7 +13,7 @@ For every grid model: ORT's output (CPU, graph optimisations off) on a seeded in
 ConvTranspose) and `caffe` (target "caffe": Slice+Concat edge replication + 2-D ConvTranspose); every form through
 every runtime, compared with ORT on the ORIGINAL model:
 
-    exact     max|y - y_ort| / max(1, max|y_ort|) <= tolerance (1e-5; RKNN 1e-3: its simulator computes in fp16)
+    exact     max|y - y_ort| / max(1, max|y_ort|) <= tolerance (1e-5; RKNN 2e-3: its simulator computes in fp16)
     differs   ran, but above the tolerance (or another shape)
     rejected  the converter / loader / runtime refused (first line of its message)
     crashed   the process died (exit code or signal) or timed out
@@ -55,7 +55,7 @@ RUNTIMES = {  # runtime -> environment; the slow ones first (two run at a time)
     "openvino": "openvino",
     "tract": "tract",
 }
-TOLERANCE = {"rknn": 1e-3}  # the RKNN x86 simulator computes non-quantized models in fp16
+TOLERANCE = {"rknn": 2e-3}  # the RKNN x86 simulator computes non-quantized models in fp16 (rewriter.targets.rknn says why)
 DEFAULT_TOL = 1e-5
 ANALYSIS_FORMS = ("native", "canon", "matmul", "deconv", "deconv2d", "caffe")
 # form -> the one runtime it is for: `fix_resize(model, <that runtime's target>)` (refusals recorded as refused)
