@@ -30,7 +30,7 @@ from typing import Any
 
 from rewriter.errors import UsageError
 
-TARGET_NAMES = ("onnx", "coreml", "caffe")  # the registry's names (tests keep them equal), known without importing it
+TARGET_NAMES = ("onnx", "coreml", "caffe", "ncnn", "torch", "tflite")  # the registry's names (tests keep them equal), known without importing it
 
 _KEYS = {
     "targets": "targets",

@@ -12,9 +12,12 @@ from rewriter.errors import UsageError
 from rewriter.targets.base import LOWER_CHOICES, Option, Primitive, Target
 from rewriter.targets.caffe import CaffeTarget
 from rewriter.targets.coreml import CoreMLTarget
+from rewriter.targets.ncnn import NcnnTarget
 from rewriter.targets.onnx import OnnxTarget
+from rewriter.targets.tflite import TfliteTarget
+from rewriter.targets.torch import TorchTarget
 
-_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget)}
+_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget, NcnnTarget, TorchTarget, TfliteTarget)}
 TARGET_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 

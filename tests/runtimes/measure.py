@@ -44,6 +44,7 @@ sys.path.insert(0, str(HERE))
 import grid as G  # noqa: E402
 
 REPO = HERE.parent.parent
+sys.path.insert(1, str(REPO))  # the project this file belongs to, whatever the environment has installed
 VENVS = Path(os.environ.get("RUNTIMES_VENV_DIR", REPO / ".venv-runtimes"))
 RUNTIMES = {  # runtime -> environment; the slow ones first (two run at a time)
     "ncnn": "torch",
@@ -65,6 +66,14 @@ FIX_ARGS = {
     "deconv2d": ("onnx", {"lower": "deconv", "separable_deconv": False}),    # Pad (edge) + one 2-D ConvTranspose
     "caffe": ("caffe", {}),                                                  # Slice+Concat edge replication + 2-D ConvTranspose
 }
+# `fix-<runtime>`: `rewriter.fix_resize(model, <runtime>)` for a runtime that is also a rewriter target, run on that
+# runtime only (a refusal is recorded as `refused`); checked by check_targets.py.
+TARGET_FORM = "fix-"
+
+
+def form_runtime(form: str) -> str | None:
+    """The one runtime a form is for (None: every runtime)."""
+    return form[len(TARGET_FORM):] if form.startswith(TARGET_FORM) else None
 
 
 def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -88,7 +97,7 @@ def op_summary(model) -> str:
     return "+".join(op + (f"*{cnt[op]}" if cnt[op] > 1 else "") for op in order) if order else "(empty)"
 
 
-def prepare_one(cid: str, work: str):
+def prepare_one(cid: str, work: str, targets: tuple[str, ...] = ()):
     """Build the grid model, its input, ORT's output and the three rewritten forms. Runs in a worker process."""
     import onnx
 
@@ -110,7 +119,7 @@ def prepare_one(cid: str, work: str):
     except Exception as e:  # noqa: BLE001
         rec["ort"] = {"status": "rejected", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     rec["forms"]["native"] = {"path": str(native), "ops": op_summary(model)}
-    for form, (target, kw) in FIX_ARGS.items():
+    for form, (target, kw) in {**FIX_ARGS, **{TARGET_FORM + t: (t, {}) for t in targets}}.items():
         out = d / f"{cid}.{form}.onnx"
         try:
             rewriter.fix_resize(model, target, str(out), verify="none", **kw)
@@ -341,8 +350,12 @@ def main(argv=None) -> int:
     configs = [c for c in G.grid() if args.only in c.id]
     if args.limit:
         configs = configs[: args.limit]
-    forms = [f for f in args.forms.split(",") if f]
     runtimes = [r for r in args.runtimes.split(",") if r]
+    from rewriter.config import TARGET_NAMES
+
+    targets = tuple(r for r in runtimes if r in TARGET_NAMES)
+    forms = [f for f in args.forms.split(",") if f] + [TARGET_FORM + t for t in targets]
+    forms = [f for f in forms if form_runtime(f) in (None, *targets)]
     for r in runtimes:
         if r not in RUNTIMES:
             ap.error(f"unknown runtime {r}; known: {', '.join(RUNTIMES)}")
@@ -353,11 +366,12 @@ def main(argv=None) -> int:
     records = None
     if args.reuse and prep_cache.exists():
         cached = json.loads(prep_cache.read_text())
-        if [r["id"] for r in cached] == [c.id for c in configs]:
+        if [r["id"] for r in cached] == [c.id for c in configs] and all(TARGET_FORM + t in r["forms"] for r in cached for t in targets):
             records = cached
     if records is None:
         with cf.ProcessPoolExecutor(max_workers=2) as ex:
-            records = list(ex.map(prepare_one, [c.id for c in configs], [str(work)] * len(configs), chunksize=4))
+            records = list(ex.map(prepare_one, [c.id for c in configs], [str(work)] * len(configs),
+                                  [targets] * len(configs), chunksize=4))
         prep_cache.write_text(json.dumps(records))
     print(f"  prepared in {time.time() - t0:.0f} s", flush=True)
 
@@ -376,15 +390,18 @@ def main(argv=None) -> int:
             continue
         for form in forms:
             f = r["forms"].get(form, {})
-            if "path" in f and f["sha"] not in unique:
-                unique[f["sha"]] = {"model": f["path"], "inputs": str(work / "models" / f"{r['id']}.inputs.npz"),
-                                    "out_shape": r["ort"]["shape"]}
+            if "path" in f:
+                u = unique.setdefault(f["sha"], {"model": f["path"], "inputs": str(work / "models" / f"{r['id']}.inputs.npz"),
+                                                 "out_shape": r["ort"]["shape"], "for": set()})
+                u["for"].add(form_runtime(form))
 
     def jobs_for(rt):
         d = work / rt
         d.mkdir(exist_ok=True)
         jobs = []
         for sha, u in unique.items():
+            if None not in u["for"] and rt not in u["for"]:
+                continue
             jobs.append({"key": sha, "model": u["model"], "inputs": u["inputs"], "out": str(d / f"{sha}.npz"),
                          "result": str(d / f"{sha}.json"), "work": str(d / "tmp" / sha), "out_shape": u["out_shape"],
                          "input_names": ["X"], "output_names": ["Y"]})
@@ -424,7 +441,7 @@ def main(argv=None) -> int:
             per = {}
             for form in forms:
                 f = r["forms"].get(form, {})
-                if "sha" not in f:
+                if "sha" not in f or form_runtime(form) not in (None, rt):
                     continue
                 res = raw[rt].get(f["sha"])
                 if res is None:
