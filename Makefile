@@ -57,3 +57,12 @@ runtimes-env:
 
 runtimes-measure:
 	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) $(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/measure.py --out $(RUNTIMES_RESULTS) --runtimes $(RUNTIMES)
+
+# fix-resize --target ncnn / torch / tflite on the real runtimes (tests/runtimes/check_targets.py): every model it
+# writes must compute what ORT computes; a runtime whose environment is missing is reported as skipped.
+RUNTIMES_B ?= ncnn,torch,tflite
+.PHONY: test-runtimes-b
+test-runtimes-b:
+	@if [ ! -x $(RUNTIMES_VENV_DIR)/driver/bin/python ]; then echo "SKIP test-runtimes-b: no driver environment in $(RUNTIMES_VENV_DIR) (make runtimes-env)"; else \
+	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) $(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/measure.py --out $(RUNTIMES_RESULTS)-b --runtimes $(RUNTIMES_B) --forms native \
+	&& $(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/check_targets.py $(RUNTIMES_RESULTS)-b/results.json --runtimes $(RUNTIMES_B); fi

@@ -12,12 +12,15 @@ Where the rules come from (``onnx2tf/ops/Resize.py``, checked against the real r
   tensor convert right; antialias and ``tf_crop_and_resize`` do not convert; TF's bicubic is another kernel
   (measured different on almost every grid model) and is not modelled;
 - lowerings: the ConvTranspose and Gather forms are exact; the MatMul pair on N x C x H x W is miscompiled
-  when two of the dimension sizes coincide (onnx2tf's layout guessing: 16 x 16, 5 x 7 -> 2 x 3 with 2
-  channels, ... -> 7 x 10), so there it is not emitted and such a node is refused.
+  when dimension sizes coincide (onnx2tf guesses the layout from the sizes): measured wrong whenever C = H',
+  H = W or W = H' (16 x 16; 5 x 7 -> 2 x 3 with 2 channels; 5 x 7 -> 7 x 10), exact with H' = W' alone; any
+  other coincidence is unmeasured and treated as wrong. There it is not emitted, and a node with no other
+  exact form (fractional linear) is refused.
 """
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import ClassVar
 
 from rewriter.resize import ResizeSemantics
@@ -31,9 +34,9 @@ _NEAREST = {"align_corners": "round_prefer_ceil", "asymmetric": "floor", "half_p
 
 
 def dimensions_coincide(sem: ResizeSemantics) -> bool:
-    """Two of the sizes onnx2tf sees in the MatMul pair are equal (channels, input and output H, W)."""
-    dims = [sem.input_shape[1], *sem.input_shape[2:], *sem.output_shape[2:]]
-    return len(set(dims)) < len(dims)
+    """Two of the sizes onnx2tf sees in the MatMul pair (C, H, W, H', W') are equal, other than H' = W' alone."""
+    dims = (sem.input_shape[1], *sem.input_shape[2:], *sem.output_shape[2:])
+    return any(dims[i] == dims[j] for i, j in combinations(range(len(dims)), 2) if (i, j) != (3, 4))
 
 
 class TfliteTarget(RuntimeTarget):
