@@ -18,6 +18,7 @@ import typer
 
 from rewriter import __version__
 from rewriter.config import (
+    DEFAULT_TARGETS,
     TARGET_NAMES,
     Config,
     Settings,
@@ -133,7 +134,7 @@ def inspect_command(
     from rewriter.inspection import inspect
     from rewriter.listings import inspect_listing
 
-    report = inspect(model, input_shapes=settings.input_shapes, input_values=settings.input_values, targets=tuple(target or TARGET_NAMES), options=_options(settings))
+    report = inspect(model, input_shapes=settings.input_shapes, input_values=settings.input_values, targets=tuple(target or DEFAULT_TARGETS), options=_options(settings))
     emit(inspect_listing(report), fmt)
 
 
@@ -267,7 +268,7 @@ def report_command(
     from rewriter.report import write_report
 
     out_path = output if output is not None else _default_beside(model, ".report.html")
-    written = write_report(model, out_path, targets=settings.targets or TARGET_NAMES, input_shapes=settings.input_shapes, input_values=settings.input_values, options=_options(settings))
+    written = write_report(model, out_path, targets=settings.targets or DEFAULT_TARGETS, input_shapes=settings.input_shapes, input_values=settings.input_values, options=_options(settings))
     emit(report_listing(written), fmt)
 
 

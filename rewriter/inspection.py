@@ -10,7 +10,8 @@ import onnx
 from rewriter.graph import ModelView
 from rewriter.plan import AS_IS, NodePlan, plan_model
 from rewriter.resize import ResizeSemantics
-from rewriter.targets import TARGET_NAMES, Target, make_target
+from rewriter.config import DEFAULT_TARGETS
+from rewriter.targets import Target, make_target
 
 
 @dataclass
@@ -72,7 +73,7 @@ def inspect(
     *,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     input_values: dict | None = None,
-    targets: tuple[str | Target, ...] = TARGET_NAMES,
+    targets: tuple[str | Target, ...] = DEFAULT_TARGETS,
     options: dict[str, str | None] | None = None,
 ) -> ModelReport:
     """Describe every Resize/Upsample (subgraphs included) and what fix-resize would do for each target."""

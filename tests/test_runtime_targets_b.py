@@ -176,3 +176,15 @@ def test_tflite_matmul_is_left_out_exactly_where_it_was_measured_wrong() -> None
         if config.id in measured:
             excluded = "matmul" in tflite.excluded_lowerings(_sem(grid.build_model(config)), "matmul")
             assert excluded == (measured[config.id] != "exact"), config.id
+
+
+def test_runtime_targets_are_inspected_when_asked_for() -> None:
+    from rewriter.config import DEFAULT_TARGETS, TARGET_NAMES
+    from rewriter.inspection import inspect
+
+    assert set(DEFAULT_TARGETS) <= set(TARGET_NAMES) and not {"ncnn", "torch", "tflite"} & set(DEFAULT_TARGETS)
+    model = build_resize_model((1, 2, 5, 7), 13, {"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, sizes=[1, 2, 10, 14])
+    verdicts = inspect(model, targets=("ncnn", "torch", "tflite")).to_json()["nodes"][0]["targets"]
+    assert verdicts["tflite"]["verdict"] == "as-is"  # TF's asymmetric flags, and 10 / 5 = the given scale
+    assert verdicts["ncnn"]["verdict"] == verdicts["torch"]["verdict"] == "rewrite"
+    assert verdicts["ncnn"]["naive_max_error"] == pytest.approx(0.5)  # half-pixel instead of asymmetric
