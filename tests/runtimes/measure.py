@@ -11,7 +11,8 @@ For every grid model: ORT's output (CPU, graph optimisations off) on a seeded in
 (the model itself), `canon` (`rewriter.fix_resize(model, "onnx")`), `matmul` (lower="matmul"), `deconv`
 (lower="deconv": Pad + separable ConvTranspose, else Gather / MatMul), `deconv2d` (the same with one 2-D
 ConvTranspose) and `caffe` (target "caffe": Slice+Concat edge replication + 2-D ConvTranspose); every form through
-every runtime, compared with ORT on the ORIGINAL model:
+every runtime, compared with ORT on the ORIGINAL model; and for a runtime that is also a rewriter target,
+`fix-<runtime>` (`rewriter.fix_resize(model, <runtime>)`, run on that runtime only; check_targets.py checks it):
 
     exact     max|y - y_ort| / max(1, max|y_ort|) <= tolerance (1e-5; RKNN 1e-3: its simulator computes in fp16)
     differs   ran, but above the tolerance (or another shape)
