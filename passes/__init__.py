@@ -3,6 +3,8 @@
 Respelling passes (the node stays a Resize, spelled differently) run first, then the lowering passes,
 each trying one exact form in the order a target prefers them when it leaves the choice to --lower auto.
 ``rewriter.pipeline.PassManager`` validates the order against each pass's declared ``runs_after``.
+Before any of them, the graph-level step ``passes.recognize_upsampling`` turns upsampling written without
+Resize (Tile/Expand/Reshape, Gather/GatherND, DepthToSpace) into a Resize node that then enters this ladder.
 """
 
 from __future__ import annotations

@@ -30,9 +30,8 @@ from typing import Any
 
 from rewriter.errors import UsageError
 
-TARGET_NAMES = ("onnx", "coreml", "caffe", "ncnn", "torch", "tflite")  # the registry's names (tests keep them equal), known without importing it
-# What inspect / report show without --target: the model formats; runtimes reached through a converter are asked for by name.
-DEFAULT_TARGETS = ("onnx", "coreml", "caffe")
+TARGET_NAMES = ("onnx", "coreml", "caffe", "openvino", "tract", "mnn", "rknn", "ncnn", "torch", "tflite")  # the registry's names (tests keep them equal), known without importing it
+DEFAULT_TARGETS = ("onnx", "coreml", "caffe")  # the registry's DEFAULT_TARGETS: inspect / report without --target
 
 _KEYS = {
     "targets": "targets",

@@ -1,6 +1,7 @@
 """`fix-resize`: rewrite every Resize/Upsample so that it runs identically on the target, prove it, write it.
 
-load -> plan (the pass ladder per node, ``rewriter.plan``; every step proved by weights) -> refuse what no
+load -> recognise upsampling spelled without Resize (``passes.recognize_upsampling``: such a region becomes
+a Resize in place) -> plan (the pass ladder per node, ``rewriter.plan``; every step proved by weights) -> refuse what no
 exact form reaches -> emit -> verify in ONNX Runtime -> splice into the model -> raise the opset if needed
 -> write atomically. The result carries, per original node, what it became and where (provenance), so
 exporters consume fix-resize's decisions instead of re-deriving them.
@@ -16,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from passes.recognize_upsampling import recognize_upsampling
 from rewriter.emit import Subgraph
 from rewriter.errors import NotExactError, UsageError
-from rewriter.graph import ModelView, default_opset
+from rewriter.graph import ModelView, default_opset, subgraphs
 from rewriter.model_io import DataCopy, external_data_files, load_model, model_dir, save_model
 from rewriter.pipeline import FixOptions, NodeState
 from rewriter.plan import INEXACT, REWRITE, UNRESOLVED, NodePlan, plan_model
 from rewriter.progress import track
 from rewriter.resize import ResizeSemantics
-from rewriter.splice import pin_input_shapes, pin_input_values, splice, upgrade_opset
+from rewriter.splice import RULE_KEY, pin_input_shapes, pin_input_values, splice, upgrade_opset
 from rewriter.targets import Target, make_target
 
 VERIFY_CHOICES = ("local", "full", "none")
@@ -205,35 +207,64 @@ def _fix(job: _Job, view: ModelView) -> FixResult:
 
     proto = job.proto
     model_opset = default_opset(proto)
-    plans = [p for p in track(plan_model(view, job.options, job.label), "analysing Resize nodes")]
+    view, recognized = recognize_upsampling(view, job.input_shapes)  # rewrites ``proto`` in place
+    plans = [p for p in track(plan_model(view, job.options, job.label, recognized), "analysing Resize nodes")]
     refused = [p.refusal() for p in plans if p.verdict in (INEXACT, UNRESOLVED)]
     if refused:
         raise NotExactError(" | ".join(refused))
 
-    rewritten = [p.ctx for p in plans if p.verdict == REWRITE]
+    # A recognised Resize the target runs as it is is already in the model: nothing to emit for it.
+    rewritten = [p.ctx for p in plans if p.verdict == REWRITE and p.ctx.state.kind != "original"]
     emitted = {id(ctx): ctx.emitted() for ctx in rewritten}
     results = [_result(p) for p in plans]
     if job.verify != "none":
-        verify_local([p.ctx for p in plans], emitted, results, job.atol)
+        errors = verify_local([p.ctx for p in plans], emitted, job.atol)
+        for plan, result in zip(plans, results):
+            result.max_error = errors.get(id(plan.ctx), result.max_error)
 
     placed = splice(view, rewritten, emitted)
     for plan, result in zip(plans, results):
         _record_provenance(plan, result, placed.get(id(plan.ctx)))
-    if job.input_shapes and emitted:
+    if job.input_shapes and (emitted or recognized):
         pin_input_shapes(proto, job.input_shapes)
     if job.input_values:
         pin_input_values(proto, job.input_values)
     opset = max((ctx.opset for ctx in rewritten), default=model_opset)
     result = FixResult(proto, results, job.options.target.name, job.source_dir, pinned_inputs=dict(job.input_values))
     if opset != model_opset:
+        stamps = _stamps(proto.graph)
         upgrade_opset(proto, opset)
+        _restamp(proto.graph, stamps)
         result.opset_upgraded_from, result.opset_upgraded_to = model_opset, opset
     if job.verify == "full" or (result.opset_upgraded_from is not None and job.verify != "none"):
         feeds = {**job.input_values, **(job.inputs or {})}
-        verify_full(job.source, result, job.input_shapes, feeds or None, job.atol, required=job.verify == "full")
+        verify_full(job.source, result.save, all(n.exact for n in result.nodes), job.input_shapes, feeds or None, job.atol,
+                    required=job.verify == "full")
     if job.output is not None:
         result.save(job.output, prestaged=job.early_copy)
     return result
+
+
+def _stamps(graph: onnx.GraphProto) -> dict[str, list[tuple[str, str]]]:
+    """The rule stamps of the emitted nodes, by node name (onnx's version converter drops metadata_props)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for node in graph.node:
+        if node.name and any(e.key == RULE_KEY for e in node.metadata_props):
+            found[node.name] = [(e.key, e.value) for e in node.metadata_props]
+        for _, sub in subgraphs(node):
+            found.update(_stamps(sub))
+    return found
+
+
+def _restamp(graph: onnx.GraphProto, stamps: dict[str, list[tuple[str, str]]]) -> None:
+    """Put back the stamps the converter dropped: provenance, and what keeps a lowering from being recognised again."""
+    for node in graph.node:
+        if node.name in stamps and not node.metadata_props:
+            for key, value in stamps[node.name]:
+                entry = node.metadata_props.add()
+                entry.key, entry.value = key, value
+        for _, sub in subgraphs(node):
+            _restamp(sub, stamps)
 
 
 def _load(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
@@ -249,7 +280,7 @@ def _result(plan: NodePlan) -> NodeResult:
     return NodeResult(
         name=ctx.node.name,
         graph=ctx.scope.path,
-        was=ctx.original.label,
+        was=plan.recognized.was if plan.recognized is not None else ctx.original.label,
         became=ctx.describe_state() if ctx.steps else "unchanged",
         passes=plan.passes,
         exact=ctx.exact,
@@ -257,6 +288,7 @@ def _result(plan: NodePlan) -> NodeResult:
         state=ctx.state,
         skipped=dict(ctx.skipped),
         border_error=ctx.border_error,
+        max_error=plan.recognized.max_error if plan.recognized is not None else None,
     )
 
 
@@ -264,6 +296,8 @@ def _record_provenance(plan: NodePlan, result: NodeResult, placed: Subgraph | No
     ctx = plan.ctx
     if placed is None:  # left as it is
         result.resize_nodes = [(ctx.node.output[0], ctx.original)]
+        if plan.recognized is not None:  # the Resize that replaced a region
+            result.emitted_nodes, result.emitted_tensors = [ctx.node.name], list(plan.recognized.tensors)
         return
     result.emitted_nodes = [n.name for n in placed.nodes]
     result.emitted_tensors = [t.name for t in placed.tensors]

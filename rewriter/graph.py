@@ -15,17 +15,9 @@ import onnx
 from onnx import numpy_helper
 
 from rewriter.errors import UsageError
+from rewriter.scopes import Dim, Scope, shape_of, subgraphs
 from rewriter.shape_loss import Lost, ShapeLoss
-from rewriter.static_values import (
-    MAX_ELEMENTS,
-    Dim,
-    StaticValues,
-    SymVector,
-    Value,
-    elements,
-    evaluate_node,
-    shape_of,
-)
+from rewriter.static_values import MAX_ELEMENTS, StaticValues, SymVector, Value, elements, evaluate_node
 
 __all__ = ["Dim", "Lost", "ModelView", "Scope", "SymVector", "Value", "as_input_values", "check_input_shapes", "check_input_values", "default_opset",
            "evaluate_node", "fresh_name", "infer_shapes", "subgraphs"]
@@ -50,63 +42,6 @@ def default_opset(model: onnx.ModelProto) -> int:
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
     return 0
-
-
-def subgraphs(node: onnx.NodeProto) -> Iterator[tuple[str, onnx.GraphProto]]:
-    for attr in node.attribute:
-        if attr.type == onnx.AttributeProto.GRAPH:
-            yield attr.name, attr.g
-        elif attr.type == onnx.AttributeProto.GRAPHS:
-            for k, g in enumerate(attr.graphs):
-                yield f"{attr.name}[{k}]", g
-
-
-@dataclass
-class Scope:
-    """One graph with the names visible in it (its own and its enclosing graphs')."""
-
-    graph: onnx.GraphProto
-    path: str  # "" for the main graph, e.g. "If_3/then_branch" for a subgraph
-    parent: Scope | None = None
-    producers: dict[str, onnx.NodeProto] = field(default_factory=dict)
-    initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
-    shapes: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
-    elem_types: dict[str, int] = field(default_factory=dict)
-    source: onnx.GraphProto | None = None  # the model's own graph (``graph`` may be a shape-inferred copy)
-
-    def lookup_producer(self, name: str) -> onnx.NodeProto | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.producers:
-                return scope.producers[name]
-            scope = scope.parent
-        return None
-
-    def lookup_initializer(self, name: str) -> onnx.TensorProto | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.initializers:
-                return scope.initializers[name]
-            if name in scope.producers:  # shadowed by a node output in an inner scope
-                return None
-            scope = scope.parent
-        return None
-
-    def lookup_shape(self, name: str) -> tuple[Dim, ...] | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.shapes:
-                return scope.shapes[name]
-            scope = scope.parent
-        return None
-
-    def lookup_elem_type(self, name: str) -> int | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.elem_types:
-                return scope.elem_types[name]
-            scope = scope.parent
-        return None
 
 
 def _index_graph(graph: onnx.GraphProto, path: str, parent: Scope | None, out: list[Scope]) -> None:

@@ -10,8 +10,7 @@ import onnx
 from rewriter.graph import ModelView
 from rewriter.plan import AS_IS, NodePlan, plan_model
 from rewriter.resize import ResizeSemantics
-from rewriter.config import DEFAULT_TARGETS
-from rewriter.targets import Target, make_target
+from rewriter.targets import DEFAULT_TARGETS, Target, make_target
 
 
 @dataclass
@@ -45,6 +44,7 @@ class NodeReport:
             "output_shape": list(s.output_shape),
             "scales": [float(x) if x is not None else None for x in s.scales],
             "problems": list(s.problems),
+            "recognized": first.recognized.to_json() if (first := next(iter(self.plans.values()), None)) and first.recognized else None,
             "targets": {t: p.to_json() for t, p in self.plans.items()},
         }
 
@@ -77,12 +77,14 @@ def inspect(
     options: dict[str, str | None] | None = None,
 ) -> ModelReport:
     """Describe every Resize/Upsample (subgraphs included) and what fix-resize would do for each target."""
+    from passes.recognize_upsampling import recognize_upsampling
     from rewriter.fix import fix_options
 
     proto, label, base_dir = _as_model(model)
     view = ModelView.build(proto, base_dir, input_shapes, input_values)
+    view, recognized = recognize_upsampling(view, input_shapes, copy=True)  # as fix-resize does, on a copy
     chosen = [make_target(t, options) for t in targets] or [make_target("onnx")]
-    per_target = {t.name: plan_model(view, fix_options(t), label) for t in chosen}
+    per_target = {t.name: plan_model(view, fix_options(t), label, recognized) for t in chosen}
     report = ModelReport(label, view.opset, [t.name for t in chosen])
     for k, first in enumerate(per_target[chosen[0].name]):
         report.nodes.append(NodeReport(first.semantics, {name: plans[k] for name, plans in per_target.items()}))

@@ -119,8 +119,7 @@ def caffe_listing(r: CaffeExport) -> Listing:
     if (note := opset_note(r.fix)) is not None:  # type: ignore[arg-type]
         notes.append(note)
     rows = [[name, became] for name, became in r.resize_layers.items()]
-    document = {"prototxt": str(r.prototxt), "caffemodel": str(r.caffemodel), "layers": r.layers, "resize_layers": r.resize_layers,
-                "border_error": r.border_error, "warnings": r.warnings}
+    document = r.to_json()  # includes the input/output layout changes, machine-readable
     return Listing(f"wrote {r.prototxt} + {r.caffemodel}: {layers}", [Column("node"), Column("became")], rows, document, notes)
 
 

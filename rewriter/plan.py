@@ -3,6 +3,8 @@
 ``plan_model`` is the one code path behind ``fix-resize`` (which then emits, verifies and writes),
 ``check`` and ``inspect`` (which only report), so by construction: ``check`` passes on fix-resize's output,
 "as-is" means fix-resize leaves the node alone, and ``inspect``'s "how" names the passes fix-resize applies.
+Both first run the graph-level ``recognize_upsampling`` (upsampling not spelled as Resize becomes one);
+a Resize it made starts its ladder with that step.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 import onnx
 
 from passes import SCHEDULE
+from passes.recognize_upsampling import RECOGNIZE, Recognition
 from rewriter.errors import BadModelError
 from rewriter.graph import ModelView, Scope, default_opset
-from rewriter.pipeline import FixOptions, NodeContext, PassManager
+from rewriter.pipeline import FixOptions, NodeContext, PassManager, Step
 from rewriter.resize import ResizeSemantics, describe_node, find_resizes
 from rewriter.targets.base import FORCED_LOWERINGS, unresolved_reason
 
@@ -60,6 +63,11 @@ class NodePlan:
             hint += f"; --lower auto picks a form {ctx.target.label} runs exactly"
         return f"{self.semantics.qualified_name} {self.semantics.label}: cannot be made exact for {ctx.target.name}: {self.reason}{detail}{hint}"
 
+    @property
+    def recognized(self) -> Recognition | None:
+        """The region this Resize replaces, when ``recognize_upsampling`` made it."""
+        return self.ctx.memo.get(RECOGNIZE)  # type: ignore[return-value]
+
     def to_json(self) -> dict:
         out: dict = {"verdict": self.verdict, "how": self.how, "passes": self.passes}
         if self.naive_max_error is not None:
@@ -80,11 +88,15 @@ def emit_opset(view: ModelView, options: FixOptions) -> int:
     return model_opset
 
 
-def plan_node(view: ModelView, scope: Scope, node: onnx.NodeProto, options: FixOptions, opset: int, label: str) -> NodePlan:
+def plan_node(view: ModelView, scope: Scope, node: onnx.NodeProto, options: FixOptions, opset: int, label: str,
+              recognized: Recognition | None = None) -> NodePlan:
     sem = describe_node(view, scope, node)
     if sem.invalid is not None:
         raise BadModelError(f"{label}: {sem.op_type} node {sem.qualified_name}: {sem.invalid}")
     ctx = NodeContext(view, scope, node, sem, options, opset)
+    if recognized is not None:  # the node replaces a region: that is the first step of its ladder
+        ctx.steps.append(Step(RECOGNIZE, recognized.was, recognized.spelling.label()))
+        ctx.memo[RECOGNIZE] = recognized
     if (too_large := sem.oversized_axis()) is not None:
         return NodePlan(ctx, INEXACT, too_large, None)
     PASSES.run(ctx)
@@ -101,9 +113,12 @@ def plan_node(view: ModelView, scope: Scope, node: onnx.NodeProto, options: FixO
     return NodePlan(ctx, verdict, reason, naive_error(ctx))
 
 
-def plan_model(view: ModelView, options: FixOptions, label: str) -> list[NodePlan]:
+def plan_model(view: ModelView, options: FixOptions, label: str, recognized: dict[str, Recognition] | None = None) -> list[NodePlan]:
+    """The plan of every Resize/Upsample; ``recognized``: the Resize nodes ``recognize_upsampling`` made, by output."""
     opset = emit_opset(view, options)
-    return [plan_node(view, scope, node, options, opset, label) for scope, node in find_resizes(view)]
+    found = recognized or {}
+    return [plan_node(view, scope, node, options, opset, label, found.get(node.output[0]) if not scope.path else None)
+            for scope, node in find_resizes(view)]
 
 
 def naive_error(ctx: NodeContext) -> float | None:

@@ -325,9 +325,10 @@ def describe_node(view: ModelView, scope: Scope, node: onnx.NodeProto) -> Resize
         roi = tuple(full_roi)
 
     if (antialias or mode == "cubic") and transform == "tf_crop_and_resize" and rank == 4 and any(a == 1 for a in axes if full_scales is None or full_scales[a] != 1):
-        # ORT's antialias and bicubic kernels apply tf_crop_and_resize extrapolation to other axes in NHWC layout.
+        # With axis 1 of a 4-D tensor resized (N x H x W x C), ORT's antialias and bicubic kernels apply the
+        # tf_crop_and_resize extrapolation to other axes than the resized ones.
         kernel = "antialias" if antialias else "cubic"
-        problems.append(f"ONNX Runtime's {kernel} + tf_crop_and_resize on an N x H x W x C tensor (H resized) is not modelled")
+        problems.append(f"ONNX Runtime's {kernel} + tf_crop_and_resize with axis 1 of a 4-D tensor resized is not modelled")
     invalid = None
     if any(not (s > 0 and np.isfinite(s)) for s in (full_scales or [])):
         invalid = f"scales {[float(s) for s in full_scales or []]} must be finite and > 0"

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
+from rewriter.scopes import Dim, Scope, shape_of
 from rewriter.static_values import (
     DATA_SHAPED,
     MAX_ELEMENTS,
     NOT_FOLDED,
     SHAPE_INPUTS,
-    Dim,
     StaticValues,
     SymVector,
     is_static,
-    shape_of,
 )
-
-if TYPE_CHECKING:
-    from rewriter.graph import Scope
 
 
 @dataclass(frozen=True)

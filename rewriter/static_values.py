@@ -23,19 +23,15 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from rewriter.errors import BadModelError
+from rewriter.scopes import Dim, Scope, shape_of
 
-if TYPE_CHECKING:
-    from rewriter.graph import Scope
-
-# A dimension is a known int, a symbolic name (dim_param), or unknown (None).
-Dim = Union[int, str, None]
 # A value known at rewrite time: a full numpy array, or a 1-D vector of dims (e.g. derived from Shape).
 Value = Union[np.ndarray, "SymVector"]
 
@@ -66,21 +62,6 @@ class SymVector:
         if all(isinstance(v, int) for v in self.items):
             return np.array(self.items, dtype=np.int64)
         return None
-
-
-def shape_of(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
-    t = value_info.type
-    if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
-        return None
-    dims: list[Dim] = []
-    for d in t.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        elif d.HasField("dim_param") and d.dim_param:
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return tuple(dims)
 
 
 def is_static(shape: tuple[Dim, ...] | None) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -21,14 +21,9 @@ from rewriter.emit import Subgraph
 from rewriter.errors import VerificationError, dynamic_input_error
 from rewriter.graph import SymVector
 from rewriter.model_io import load_model
-from rewriter.ort_runtime import relative_error, session
+from rewriter.ort_runtime import SEEDS, random_input, relative_error, session
 from rewriter.pipeline import NodeContext
 from rewriter.spelling import single_node_model
-
-if TYPE_CHECKING:
-    from rewriter.fix import FixResult, NodeResult
-
-SEEDS = (0, 1, 2)
 
 
 def original_node_model(ctx: NodeContext) -> onnx.ModelProto:
@@ -70,15 +65,6 @@ def _renamed(node: onnx.NodeProto, mapping: dict[str, str]) -> onnx.NodeProto:
         for k, name in enumerate(names):
             names[k] = mapping.get(name, name)
     return copy
-
-
-def random_input(shape: tuple[int, ...], elem_type: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, int(info.max) + 1, size=shape, dtype=dtype)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 def as_float32(model: onnx.ModelProto, elem_type: int) -> onnx.ModelProto:
@@ -125,12 +111,13 @@ def tolerance_for(elem_type: int, atol: float) -> float:
     return atol
 
 
-def verify_local(contexts: list[NodeContext], emitted: dict[int, Subgraph], results: list[NodeResult], atol: float) -> None:
-    """Each rewritten node against its replacement in ONNX Runtime; records ``max_error`` on the results."""
+def verify_local(contexts: list[NodeContext], emitted: dict[int, Subgraph], atol: float) -> dict[int, float]:
+    """Each rewritten node against its replacement in ONNX Runtime: the measured error by ``id(context)``."""
     from rewriter.progress import track
 
     failures = []
-    for ctx, result in track(list(zip(contexts, results)), "verifying rewrites in ONNX Runtime"):
+    errors: dict[int, float] = {}
+    for ctx in track(contexts, "verifying rewrites in ONNX Runtime"):
         sub = emitted.get(id(ctx))
         if sub is None:
             continue
@@ -140,22 +127,24 @@ def verify_local(contexts: list[NodeContext], emitted: dict[int, Subgraph], resu
         except Exception as e:  # ONNX Runtime refused one of the two tiny models
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise VerificationError(f"verification failed: {name}: ONNX Runtime cannot run the comparison ({first})") from None
-        result.max_error = error
+        errors[id(ctx)] = error
         if ctx.exact and error > tolerance_for(ctx.original.elem_type, atol):
-            failures.append(f"{name}: {result.became} differs from the original by {error:.3g} (relative)")
+            failures.append(f"{name}: {ctx.describe_state()} differs from the original by {error:.3g} (relative)")
     if failures:
         raise VerificationError("verification failed: " + " | ".join(failures))
+    return errors
 
 
 def verify_full(
     original: str | os.PathLike | onnx.ModelProto,
-    result: FixResult,
+    save: Callable[[Path], None],
+    all_exact: bool,
     input_shapes: dict[str, tuple[int, ...]] | None,
     inputs: dict[str, np.ndarray] | None,
     atol: float,
     required: bool,
 ) -> None:
-    """Run the whole model before and after in ONNX Runtime (random inputs unless ``inputs`` is given)."""
+    """Run the whole model before and after (written by ``save``) in ONNX Runtime, on ``inputs`` or random ones."""
     before_model = original if isinstance(original, onnx.ModelProto) else load_model(original, load_weights=True)
     feeds: dict[str, np.ndarray] = {}
     initializer_names = {t.name for t in before_model.graph.initializer}
@@ -174,7 +163,7 @@ def verify_full(
         feeds[vi.name] = random_input(tuple(dims), vi.type.tensor_type.elem_type, 0)
     with tempfile.TemporaryDirectory() as tmp:
         after_path = Path(tmp) / "fixed.onnx"
-        result.save(after_path)
+        save(after_path)
         a = session(before_model).run(None, feeds)
         after = session(after_path)
         b = after.run(None, {i.name: feeds[i.name] for i in after.get_inputs()})  # pinned inputs are constants now
@@ -182,5 +171,5 @@ def verify_full(
         if np.shape(x) != np.shape(y):
             raise VerificationError(f"--verify full: output {k} has shape {np.shape(y)} instead of {np.shape(x)}")
         error = relative_error(x, y)
-        if error > atol and all(n.exact for n in result.nodes):
+        if error > atol and all_exact:
             raise VerificationError(f"--verify full: output {k} differs from the original model by {error:.3g} (relative)")

@@ -36,11 +36,11 @@ FIXTURES = sorted(f[:-5] for f in MANIFEST if f.endswith(".onnx"))
 UNSUPPORTED = {
     "tf2onnx13_crop_and_resize": "unsupported ONNX ops for Core ML: Loop (CropAndResize)",
     "tf2onnx18_crop_and_resize": "unsupported ONNX ops for Core ML: Loop (CropAndResize)",
-    "legacy_if_resize": "unsupported ONNX ops for Core ML: If (If_0)",
+    "legacy_if_resize": "unsupported ONNX ops for Core ML: If(condition computed at run time) (If_0)",
     "legacy_loop_resize": "unsupported ONNX ops for Core ML: Loop (Loop_0)",
-    "tf2onnx13_keras_upsampling2d_nearest_x2": "unsupported ONNX ops for Core ML: Tile (upsampling2d_nearest_1/y_1/Repeat/Tile, upsampling2d_nearest_1/y_1/Repeat_1/Tile)",
-    "torch_dynamo_nearest_exact_size8x12": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_22)",
-    "torch_dynamo_nearest_exact_x2": "unsupported ONNX ops for Core ML: GatherND (node_GatherND_20)",
+    # Upsampling spelled as GatherND / Expand / DepthToSpace is recognised as a Resize and exports; this one
+    # (pixel shuffle of a whole-tensor repeat) is not an upsampling, and its DepthToSpace has no translation.
+    "recog_dynamo_pixel_shuffle_repeat_not_upsampling": "unsupported ONNX ops for Core ML: DepthToSpace (node_pixel_shuffle)",
 }
 EXPORTABLE = [f for f in FIXTURES if f not in UNSUPPORTED]
 # iOS17 mlprogram (iOS16+ MIL: explicit half_pixel_centers) on a representative subset: real CNNs, every

@@ -55,6 +55,51 @@ class CaffeExport:
     border: str = "exact"
     border_error_relative: float | None = None
 
+    def layout_changes(self) -> list[dict]:
+        """Each graph input/output whose Caffe blob is a transpose of the ONNX tensor (machine-readable)."""
+        return layout_changes(self.io_permutations, self.inputs, self.outputs)
+
+    def to_json(self) -> dict:
+        return {
+            "prototxt": str(self.prototxt),
+            "caffemodel": str(self.caffemodel),
+            "flavor": self.flavor,
+            "border": self.border,
+            "layers": self.layers,
+            "resize_layers": self.resize_layers,
+            "inputs": {name: list(shape) for name, shape in self.inputs.items()},
+            "outputs": self.outputs,
+            "io_permutations": {name: list(perm) for name, perm in self.io_permutations.items()},
+            "layout_changes": self.layout_changes(),
+            "border_error": self.border_error,
+            "border_error_relative": self.border_error_relative,
+            "warnings": self.warnings,
+        }
+
+
+def layout_changes(
+    perms: dict[str, tuple[int, ...]], inputs: dict[str, tuple[int, ...]], outputs: list[str]
+) -> list[dict]:
+    """{tensor, role, perm, and how to convert}: caffe_blob = np.transpose(onnx_value, perm)."""
+    changes = []
+    for name, perm in perms.items():
+        role = "input" if name in inputs else "output"
+        inverse = [perm.index(a) for a in range(len(perm))]
+        how = f"np.transpose(x, {list(perm)})" if role == "input" else f"np.transpose(y, {inverse})"
+        changes.append({"tensor": name, "role": role, "perm": list(perm), "inverse": inverse, "convert": how})
+    return changes
+
+
+def layout_comment(changes: list[dict]) -> str:
+    """The prototxt header lines that state each layout change."""
+    lines = []
+    for c in changes:
+        if c["role"] == "input":
+            lines.append(f"# layout: input {c['tensor']!r} is blob = np.transpose(onnx_input, {c['perm']}): feed {c['convert']}\n")
+        else:
+            lines.append(f"# layout: output {c['tensor']!r} is blob = np.transpose(onnx_output, {c['perm']}): ONNX value = {c['convert']}\n")
+    return "".join(lines)
+
 
 def _model_name(model) -> str:
     if isinstance(model, onnx.ModelProto):
@@ -118,6 +163,7 @@ def export_caffe(
     used = sorted({layer.type for layer in tr.net.layers if layer.type in proto.FORK_LAYERS})
     if used:
         header += f"# needs a Caffe fork with the {', '.join(used)} layer(s)\n"
+    header += layout_comment(layout_changes(tr.io_perms, g.inputs, outputs))
     text = header + text_format.MessageToString(net)
     with Staging(sync=True) as stage:
         with open(stage.file(prototxt), "wb") as f:
@@ -195,4 +241,4 @@ def measure_error(
     return worst, rel
 
 
-__all__ = ["BORDERS", "CaffeExport", "export_caffe", "measure_error"]
+__all__ = ["BORDERS", "CaffeExport", "export_caffe", "layout_changes", "measure_error"]

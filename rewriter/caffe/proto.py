@@ -45,6 +45,7 @@ _NESTED_ENUMS: dict[str, dict[str, list[tuple[str, int]]]] = {
         "PoolMethod": [("MAX", 0), ("AVE", 1), ("STOCHASTIC", 2)],
         "Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
     },
+    "ReductionParameter": {"ReductionOp": [("SUM", 1), ("ASUM", 2), ("SUMSQ", 3), ("MEAN", 4)]},
     "EltwiseParameter": {"EltwiseOp": [("PROD", 0), ("SUM", 1), ("MAX", 2)]},
     "ReLUParameter": {"Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)]},
     "SigmoidParameter": {"Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)]},
@@ -141,6 +142,7 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("optional", "SliceParameter", "slice_param", 126, None, False),
         ("optional", "TanHParameter", "tanh_param", 127, None, False),
         ("optional", "TileParameter", "tile_param", 138, None, False),
+        ("optional", "ReductionParameter", "reduction_param", 136, None, False),
         # Fork layers (see the module docstring): written to the prototxt only.
         ("optional", "UpsampleParameter", "upsample_param", 150, None, False),
         ("optional", "InterpParameter", "interp_param", 163, None, False),
@@ -272,6 +274,11 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("optional", "uint32", "slice_dim", 1, "1", False),
     ],
     "TanHParameter": [("optional", "Enum:TanHParameter.Engine", "engine", 1, "DEFAULT", False)],
+    "ReductionParameter": [
+        ("optional", "Enum:ReductionParameter.ReductionOp", "operation", 1, "SUM", False),
+        ("optional", "int32", "axis", 2, "0", False),
+        ("optional", "float", "coeff", 3, "1", False),
+    ],
     "TileParameter": [
         ("optional", "int32", "axis", 1, "1", False),
         ("optional", "int32", "tiles", 2, None, False),
@@ -361,6 +368,7 @@ PARAM_FIELD = {
     "Flatten": "flatten_param",
     "Softmax": "softmax_param",
     "Tile": "tile_param",
+    "Reduction": "reduction_param",
     "Dropout": "dropout_param",
     "DummyData": "dummy_data_param",
     "Parameter": "parameter_param",

@@ -19,8 +19,12 @@ from rewriter.graph import ModelView, subgraphs
 SUPPORTED_OPS: dict[str, str] = COREML_OPS.descriptions()
 
 
-def check_coverage(view: ModelView) -> None:
-    """Raise ``UnsupportedOpError`` listing every op (with its nodes) the exporter cannot translate."""
+def check_coverage(view: ModelView, exempt: frozenset[str] = frozenset()) -> None:
+    """Raise ``UnsupportedOpError`` listing every op (with its nodes) the exporter cannot translate.
+
+    ``exempt``: nodes fix-resize may replace by a Resize (upsampling spelled without one); if it does not, the
+    translator refuses them later, in the same one-line form.
+    """
     scope = view.scopes[0]
     problems: dict[str, list[str]] = {}
 
@@ -40,6 +44,8 @@ def check_coverage(view: ModelView) -> None:
 
     for k, node in enumerate(graph.node):
         label = node.name or f"{node.op_type}_{k}"
+        if label in exempt:
+            continue
         domain = node.domain if node.domain not in ("", "ai.onnx") else ""
         key = None
         if domain:

@@ -202,6 +202,7 @@ def export_coreml(
     from rewriter.fix import fix_model, fix_options
     from rewriter.keras_input import is_keras_path, keras_to_onnx
     from rewriter.model_io import load_model
+    from rewriter.regions import find_regions
 
     output = Path(output)
     _check_options(output, deployment_target, model_format, compute_precision)
@@ -214,7 +215,7 @@ def export_coreml(
     working = onnx.ModelProto()
     working.CopyFrom(original)  # fix-resize rewrites this copy in place; the original is what --verify compares with
     view = ModelView.build(working, None, input_shapes or None, input_values)
-    check_coverage(view)
+    check_coverage(view, frozenset(name for region in find_regions(view) for name in region.node_names))
     shapes = {k: v for k, v in _resolve_shapes(original, {**(input_shapes or {}), **{n: a.shape for n, a in view.input_values.items()}}).items()
               if k not in view.input_values}  # pinned inputs are constants in the Core ML model
     options = fix_options("coreml", deployment_target=deployment_target, coreml_format=model_format)
@@ -358,8 +359,8 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
         described[plan.output] = op.describe()
     # fix-resize's provenance says which Resize nodes each original node became (none when lowered).
     for node in fix.nodes:
-        if node.graph:
-            continue  # subgraph nodes: the exporter refuses control flow before getting here
+        if node.graph and not (node.resize_nodes and all(output in described for output, _ in node.resize_nodes)):
+            continue  # a branch of an If the exporter did not take (or a lowered node inside one)
         if node.state.kind == "removed":
             export.resize_ops.append((node.name, "removed (identity)"))
         elif node.state.kind == "lowered":

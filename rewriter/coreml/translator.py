@@ -22,7 +22,24 @@ from rewriter.exporting.registry import OpRegistry
 from rewriter.graph import ModelView, Scope, fresh_name
 
 if TYPE_CHECKING:
-    from rewriter.coreml.ops.resize import ResizePlan
+    from rewriter.resize import ResizeSemantics
+
+
+@dataclass
+class ResizePlan:
+    """What one ONNX Resize becomes: the MIL op, its parameters, and the weights it must reproduce."""
+
+    onnx_name: str
+    output: str  # the ONNX node's output tensor (how fix-resize's provenance names it)
+    mil_name: str
+    primitive: str
+    op: str
+    params: dict[str, Any]
+    sem: ResizeSemantics
+
+    def describe(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.op}({inner})"
 
 
 @dataclass
@@ -168,7 +185,7 @@ class Translator:
             if dtype is None:
                 raise UsageError(f"input {vi.name!r} is {onnx.TensorProto.DataType.Name(elem)}: the Core ML exporter takes float32 (or float16, iOS16+) inputs")
             if dtype == types.fp16 and (self.model_format != "mlprogram" or self.ios < 16):
-                raise UsageError(f"input {vi.name!r} is float16: Core ML needs mlprogram and iOS16+ for float16 inputs")
+                raise UsageError(f"input {vi.name!r} is float16: Core ML takes float16 inputs from iOS16 on, in mlprogram; pass --deployment-target iOS16 (or later) --format mlprogram")
             mil_name = self.name(vi.name)
             specs[mil_name] = self.mb.placeholder(shape=shape, dtype=dtype)
             input_names.append(vi.name)

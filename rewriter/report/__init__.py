@@ -17,7 +17,7 @@ import numpy as np
 from rewriter.errors import NotExactError, RewriterError, UsageError
 from rewriter.inspection import ModelReport, NodeReport, inspect
 from rewriter.sampling import AxisWeights
-from rewriter.config import DEFAULT_TARGETS
+from rewriter.targets import TARGET_NAMES
 
 
 @dataclass
@@ -114,7 +114,7 @@ def write_report(
     model: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    targets: tuple[str, ...] = DEFAULT_TARGETS,
+    targets: tuple[str, ...] = TARGET_NAMES,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     input_values: dict[str, object] | None = None,
     options: dict[str, str | None] | None = None,

@@ -12,13 +12,18 @@ from rewriter.errors import UsageError
 from rewriter.targets.base import LOWER_CHOICES, Option, Primitive, Target
 from rewriter.targets.caffe import CaffeTarget
 from rewriter.targets.coreml import CoreMLTarget
+from rewriter.targets.mnn import MNNTarget
 from rewriter.targets.ncnn import NcnnTarget
 from rewriter.targets.onnx import OnnxTarget
+from rewriter.targets.openvino import OpenVINOTarget
+from rewriter.targets.rknn import RKNNTarget
 from rewriter.targets.tflite import TfliteTarget
 from rewriter.targets.torch import TorchTarget
+from rewriter.targets.tract import TractTarget
 
-_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget, NcnnTarget, TorchTarget, TfliteTarget)}
+_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget, OpenVINOTarget, TractTarget, MNNTarget, RKNNTarget, NcnnTarget, TorchTarget, TfliteTarget)}
 TARGET_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+DEFAULT_TARGETS: tuple[str, ...] = tuple(name for name, cls in _REGISTRY.items() if cls.listed_by_default)
 
 
 def target_class(name: str) -> type[Target]:
@@ -39,4 +44,4 @@ def option_flags() -> dict[str, Option]:
     return {key: opt for cls in _REGISTRY.values() for key, opt in cls.options.items()}
 
 
-__all__ = ["LOWER_CHOICES", "TARGET_NAMES", "Option", "Primitive", "Target", "make_target", "option_flags", "target_class"]
+__all__ = ["DEFAULT_TARGETS", "LOWER_CHOICES", "TARGET_NAMES", "Option", "Primitive", "Target", "make_target", "option_flags", "target_class"]

@@ -60,6 +60,10 @@ class OnnxTarget(Target):
     name: ClassVar[str] = "onnx"
     summary: ClassVar[str] = "canonical portable ONNX (Resize-11+, half_pixel / align_corners / asymmetric)"
 
+    @property
+    def label(self) -> str:
+        return "portable ONNX"
+
     def primitives(self) -> tuple[Primitive, ...]:
         return tuple(canonical_primitive(r) for mode in ("nearest", "linear", "cubic") for r in canonical_rules(mode))
 

@@ -25,13 +25,11 @@ from rewriter.resize import ResizeSemantics
 from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights
 from rewriter.targets.base import Target
 
-# What ``computes`` returns: per resized axis the runtime's weights, or why the runtime does not run the node.
-Computed = "dict[int, AxisWeights] | str"
-
 
 class RuntimeTarget(Target):
     converter: ClassVar[str]  # how an ONNX model reaches the runtime, for messages and docs
     tolerance: ClassVar[float] = 1e-5  # relative output error the real-runtime tests allow
+    listed_by_default: ClassVar[bool] = False  # named with --target (one column per runtime would not fit)
 
     def computes(self, sem: ResizeSemantics) -> dict[int, AxisWeights] | str:
         """Per resized axis, the weights the runtime applies to this node as spelled, or why it rejects it."""

@@ -1,66 +1,59 @@
-"""Checks `fix-resize --target <runtime>` on the real runtimes: every model it writes computes what ORT computes.
+"""Checks the target forms of a measurement (``measure.py``'s ``fix-<runtime>`` forms): what ``fix_resize(model,
+<runtime>)`` writes must run on that runtime exactly like ORT on the original model, or be refused.
 
-    python tests/runtimes/check_targets.py RESULTS_JSON [--runtimes ncnn,torch,tflite]
+    python tests/runtimes/check_targets.py build/runtimes-targets/results.json
 
-Reads measure.py's results.json (the `fix-<runtime>` forms). Per runtime, over the grid models ORT runs: `exact`,
-`refused` (fix-resize refused the node, with its reason), `silent` (fix-resize wrote a model the runtime computes
-differently, rejects or crashes on: must be none) and the exact rate. A runtime whose environment was missing is
-reported as skipped. Exit status 1 when a model is silent.
+Prints per runtime: exact, refused (fix-resize said why), differs (a silent mismatch), rejected / crashed (the
+runtime refused what fix-resize wrote) and the exact rate over the grid models ORT runs. Exits 1 when any fixed
+model is not exact; a runtime that was not measured (its environment is missing) is listed as skipped.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from measure import TARGET_FORMS  # noqa: E402
 
-def tally(records: list[dict], runtime: str) -> Counter:
-    form = f"fix-{runtime}"
-    counts: Counter = Counter()
-    for r in records:
-        if r["ort"]["status"] != "ran":
+
+def table(data: dict) -> tuple[str, int]:
+    usable = [r for r in data["models"] if r["ort"]["status"] == "ran"]
+    measured = data["meta"]["runtimes"]
+    lines = ["| runtime | version | tolerance | exact | refused | differs (silent) | rejected | crashed | exact rate |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    failures = 0
+    for form, rt in TARGET_FORMS.items():
+        if rt not in measured or form not in data["meta"]["forms"]:
+            why = data["meta"].get("skipped", {}).get(rt, "not measured")
+            lines.append(f"| {rt} | skipped: {why} | | | | | | | |")
             continue
-        f = r["forms"].get(form)
-        if f is None:
-            counts["not prepared"] += 1
-        elif "refused" in f:
-            counts["refused"] += 1
-        else:
-            status = r["runtimes"].get(runtime, {}).get(form, {}).get("status", "not run")
-            counts["exact" if status == "exact" else "silent" if status in ("differs", "rejected", "crashed") else status] += 1
-    return counts
+        cnt: Counter = Counter()
+        for r in usable:
+            f = r["forms"].get(form, {})
+            cnt["refused" if "refused" in f else r["runtimes"][rt].get(form, {}).get("status", "not run")] += 1
+        failures += sum(cnt[k] for k in ("differs", "rejected", "crashed", "not run"))
+        versions = data["meta"]["versions"].get(rt, {})
+        version = versions.get(rt) or versions.get("rknn-toolkit2", "")
+        tol = data["meta"]["tolerance"][rt]
+        lines.append(f"| {rt} | {version} | {tol:g} | {cnt['exact']} | {cnt['refused']} | {cnt['differs']} | {cnt['rejected']} "
+                     f"| {cnt['crashed']} | {cnt['exact'] / len(usable):.1%} |")
+    return "\n".join(lines), failures
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", type=Path)
-    ap.add_argument("--runtimes", default="ncnn,torch,tflite")
-    args = ap.parse_args(argv)
-    data = json.loads(args.results.read_text())
-    meta, records = data["meta"], data["models"]
-    failed = False
-    print("| runtime | versions | exact | refused | silent | exact rate |")
-    print("|---|---|---|---|---|---|")
-    for rt in [r for r in args.runtimes.split(",") if r]:
-        if rt not in meta["runtimes"]:
-            print(f"| {rt} | skipped: {meta.get('skipped', {}).get(rt, 'not measured')} | | | | |")
-            continue
-        c = tally(records, rt)
-        total = sum(c.values())
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(meta["versions"].get(rt, {}).items()) if k not in ("numpy", "protobuf", "onnx"))
-        print(f"| {rt} | {versions} | {c['exact']} | {c['refused']} | {c['silent']} | {c['exact'] / max(1, total):.1%} of {total} |")
-        failed |= c["silent"] > 0 or c["not run"] > 0 or c["not prepared"] > 0
-    for rt in [r for r in args.runtimes.split(",") if r in meta["runtimes"]]:
-        for r in records:
-            f = r["forms"].get(f"fix-{rt}", {})
-            got = r["runtimes"].get(rt, {}).get(f"fix-{rt}", {})
-            if r["ort"]["status"] == "ran" and "path" in f and got.get("status") != "exact":
-                print(f"SILENT {rt} {r['id']} ({f.get('ops')}): {got.get('status')} {got.get('error', got.get('err', ''))}", file=sys.stderr)
-    return 1 if failed else 0
+    args = sys.argv[1:] if argv is None else argv
+    data = json.loads(Path(args[0]).read_text())
+    text, failures = table(data)
+    print(f"{sum(r['ort']['status'] == 'ran' for r in data['models'])} grid models that ORT runs\n\n{text}")
+    if failures:
+        print(f"\nFAILED: {failures} fixed models do not run exactly on their runtime", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -11,8 +11,7 @@ For every grid model: ORT's output (CPU, graph optimisations off) on a seeded in
 (the model itself), `canon` (`rewriter.fix_resize(model, "onnx")`), `matmul` (lower="matmul"), `deconv`
 (lower="deconv": Pad + separable ConvTranspose, else Gather / MatMul), `deconv2d` (the same with one 2-D
 ConvTranspose) and `caffe` (target "caffe": Slice+Concat edge replication + 2-D ConvTranspose); every form through
-every runtime, compared with ORT on the ORIGINAL model; and for a runtime that is also a rewriter target,
-`fix-<runtime>` (`rewriter.fix_resize(model, <runtime>)`, run on that runtime only; check_targets.py checks it):
+every runtime, compared with ORT on the ORIGINAL model:
 
     exact     max|y - y_ort| / max(1, max|y_ort|) <= tolerance (1e-5; RKNN 1e-3: its simulator computes in fp16)
     differs   ran, but above the tolerance (or another shape)
@@ -45,7 +44,7 @@ sys.path.insert(0, str(HERE))
 import grid as G  # noqa: E402
 
 REPO = HERE.parent.parent
-sys.path.insert(1, str(REPO))  # the project this file belongs to, whatever the environment has installed
+sys.path.insert(0, str(REPO))  # this checkout's rewriter, whatever the driver environment has installed
 VENVS = Path(os.environ.get("RUNTIMES_VENV_DIR", REPO / ".venv-runtimes"))
 RUNTIMES = {  # runtime -> environment; the slow ones first (two run at a time)
     "ncnn": "torch",
@@ -58,7 +57,18 @@ RUNTIMES = {  # runtime -> environment; the slow ones first (two run at a time)
 }
 TOLERANCE = {"rknn": 1e-3}  # the RKNN x86 simulator computes non-quantized models in fp16
 DEFAULT_TOL = 1e-5
-FORMS = ("native", "canon", "matmul", "deconv", "deconv2d", "caffe")
+ANALYSIS_FORMS = ("native", "canon", "matmul", "deconv", "deconv2d", "caffe")
+# form -> the one runtime it is for: `fix_resize(model, <that runtime's target>)` (refusals recorded as refused)
+TARGET_FORMS = {
+    "fix-openvino": "openvino",
+    "fix-tract": "tract",
+    "fix-mnn": "mnn",
+    "fix-rknn": "rknn",
+    "fix-ncnn": "ncnn",
+    "fix-torch": "torch",
+    "fix-tflite": "tflite",
+}
+FORMS = ANALYSIS_FORMS + tuple(TARGET_FORMS)
 # form -> rewriter.fix_resize(model, target, **kwargs)
 FIX_ARGS = {
     "canon": ("onnx", {}),                                                   # canonical Resize spelling
@@ -66,15 +76,12 @@ FIX_ARGS = {
     "deconv": ("onnx", {"lower": "deconv"}),                                 # Pad (edge) + one ConvTranspose per axis; Gather / MatMul fallback
     "deconv2d": ("onnx", {"lower": "deconv", "separable_deconv": False}),    # Pad (edge) + one 2-D ConvTranspose
     "caffe": ("caffe", {}),                                                  # Slice+Concat edge replication + 2-D ConvTranspose
-}
-# `fix-<runtime>`: `rewriter.fix_resize(model, <runtime>)` for a runtime that is also a rewriter target, run on that
-# runtime only (a refusal is recorded as `refused`); checked by check_targets.py.
-TARGET_FORM = "fix-"
+} | {form: (runtime, {}) for form, runtime in TARGET_FORMS.items()}
 
 
-def form_runtime(form: str) -> str | None:
-    """The one runtime a form is for (None: every runtime)."""
-    return form[len(TARGET_FORM):] if form.startswith(TARGET_FORM) else None
+def runs_form(rt: str, form: str) -> bool:
+    """Analysis forms run on every runtime, a target form only on its own runtime."""
+    return TARGET_FORMS.get(form, rt) == rt
 
 
 def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -98,8 +105,8 @@ def op_summary(model) -> str:
     return "+".join(op + (f"*{cnt[op]}" if cnt[op] > 1 else "") for op in order) if order else "(empty)"
 
 
-def prepare_one(cid: str, work: str, targets: tuple[str, ...] = ()):
-    """Build the grid model, its input, ORT's output and the three rewritten forms. Runs in a worker process."""
+def prepare_one(cid: str, work: str, forms: tuple[str, ...] = FORMS):
+    """Build the grid model, its input, ORT's output and its rewritten ``forms``. Runs in a worker process."""
     import onnx
 
     import rewriter
@@ -120,7 +127,9 @@ def prepare_one(cid: str, work: str, targets: tuple[str, ...] = ()):
     except Exception as e:  # noqa: BLE001
         rec["ort"] = {"status": "rejected", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     rec["forms"]["native"] = {"path": str(native), "ops": op_summary(model)}
-    for form, (target, kw) in {**FIX_ARGS, **{TARGET_FORM + t: (t, {}) for t in targets}}.items():
+    for form, (target, kw) in FIX_ARGS.items():
+        if form not in forms:
+            continue
         out = d / f"{cid}.{form}.onnx"
         try:
             rewriter.fix_resize(model, target, str(out), verify="none", **kw)
@@ -269,7 +278,7 @@ def available(rt: str) -> str | None:
 
 # ----------------------------------------------------------------------------------------------------------------
 
-def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str]) -> str:
+def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str], forms: tuple[str, ...] = FORMS) -> str:
     lines = []
     usable = [r for r in records if r["ort"]["status"] == "ran"]
     lines.append(f"# Resize on real runtimes vs ORT\n\n{len(records)} grid models, {len(usable)} that ORT runs "
@@ -280,7 +289,9 @@ def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str])
     lines.append("| runtime | form | exact | differs | rejected | crashed | not run | rewriter refused |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for rt in runtimes:
-        for form in FORMS:
+        for form in forms:
+            if not runs_form(rt, form):
+                continue
             cnt = Counter()
             for r in usable:
                 f = r["forms"].get(form, {})
@@ -290,14 +301,16 @@ def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str])
                 cnt[r["runtimes"].get(rt, {}).get(form, {}).get("status", "not run")] += 1
             lines.append(f"| {rt} | {form} | {cnt['exact']} | {cnt['differs']} | {cnt['rejected']} | {cnt['crashed']} "
                          f"| {cnt['not run']} | {cnt['refused']} |")
+    if not set(ANALYSIS_FORMS) <= set(forms):
+        return "\n".join(lines) + "\n"
     lines.append("\n## Best form per model (native if exact, else the first exact of canon / matmul / deconv)\n")
-    lowered = [f for f in FORMS if f not in ("native", "canon")]
+    lowered = [f for f in ANALYSIS_FORMS if f not in ("native", "canon")]
     lines.append("| runtime | native exact | canon fixes | lowering fixes | " + " | ".join(f"{f} exact" for f in lowered) + " | nothing exact |")
     lines.append("|---|---|---|---|" + "---|" * len(lowered) + "---|")
     for rt in runtimes:
         cnt = Counter()
         for r in usable:
-            st = {f: r["runtimes"].get(rt, {}).get(f, {}).get("status") for f in FORMS}
+            st = {f: r["runtimes"].get(rt, {}).get(f, {}).get("status") for f in ANALYSIS_FORMS}
             if st["native"] == "exact":
                 cnt["native"] += 1
             elif st["canon"] == "exact":
@@ -316,7 +329,7 @@ def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str])
         agg = defaultdict(Counter)
         for r in usable:
             seen = set()
-            for form in FORMS[2:]:
+            for form in ANALYSIS_FORMS[2:]:
                 f = r["forms"].get(form, {})
                 if f.get("sha") in seen:
                     continue
@@ -351,12 +364,8 @@ def main(argv=None) -> int:
     configs = [c for c in G.grid() if args.only in c.id]
     if args.limit:
         configs = configs[: args.limit]
+    forms = [f for f in args.forms.split(",") if f]
     runtimes = [r for r in args.runtimes.split(",") if r]
-    from rewriter.config import TARGET_NAMES
-
-    targets = tuple(r for r in runtimes if r in TARGET_NAMES)
-    forms = [f for f in args.forms.split(",") if f] + [TARGET_FORM + t for t in targets]
-    forms = [f for f in forms if form_runtime(f) in (None, *targets)]
     for r in runtimes:
         if r not in RUNTIMES:
             ap.error(f"unknown runtime {r}; known: {', '.join(RUNTIMES)}")
@@ -367,12 +376,12 @@ def main(argv=None) -> int:
     records = None
     if args.reuse and prep_cache.exists():
         cached = json.loads(prep_cache.read_text())
-        if [r["id"] for r in cached] == [c.id for c in configs] and all(TARGET_FORM + t in r["forms"] for r in cached for t in targets):
+        if [r["id"] for r in cached] == [c.id for c in configs] and all(f in cached[0]["forms"] for f in forms):
             records = cached
     if records is None:
         with cf.ProcessPoolExecutor(max_workers=2) as ex:
             records = list(ex.map(prepare_one, [c.id for c in configs], [str(work)] * len(configs),
-                                  [targets] * len(configs), chunksize=4))
+                                  [tuple(forms)] * len(configs), chunksize=4))
         prep_cache.write_text(json.dumps(records))
     print(f"  prepared in {time.time() - t0:.0f} s", flush=True)
 
@@ -384,25 +393,21 @@ def main(argv=None) -> int:
             print(f"SKIP {rt}: {why}", flush=True)
     active = [r for r in runtimes if r not in skipped]
 
-    # one job per distinct model file (forms often coincide: canonical form == original, deconv == matmul ...)
-    unique: dict[str, dict] = {}
-    for r in records:
-        if r["ort"]["status"] != "ran":
-            continue
-        for form in forms:
-            f = r["forms"].get(form, {})
-            if "path" in f:
-                u = unique.setdefault(f["sha"], {"model": f["path"], "inputs": str(work / "models" / f"{r['id']}.inputs.npz"),
-                                                 "out_shape": r["ort"]["shape"], "for": set()})
-                u["for"].add(form_runtime(form))
-
     def jobs_for(rt):
+        # one job per distinct model file (forms often coincide: canonical form == original, deconv == matmul ...)
+        unique: dict[str, dict] = {}
+        for r in records:
+            if r["ort"]["status"] != "ran":
+                continue
+            for form in forms:
+                f = r["forms"].get(form, {})
+                if runs_form(rt, form) and "path" in f and f["sha"] not in unique:
+                    unique[f["sha"]] = {"model": f["path"], "inputs": str(work / "models" / f"{r['id']}.inputs.npz"),
+                                        "out_shape": r["ort"]["shape"]}
         d = work / rt
         d.mkdir(exist_ok=True)
         jobs = []
         for sha, u in unique.items():
-            if None not in u["for"] and rt not in u["for"]:
-                continue
             jobs.append({"key": sha, "model": u["model"], "inputs": u["inputs"], "out": str(d / f"{sha}.npz"),
                          "result": str(d / f"{sha}.json"), "work": str(d / "tmp" / sha), "out_shape": u["out_shape"],
                          "input_names": ["X"], "output_names": ["Y"]})
@@ -442,7 +447,7 @@ def main(argv=None) -> int:
             per = {}
             for form in forms:
                 f = r["forms"].get(form, {})
-                if "sha" not in f or form_runtime(form) not in (None, rt):
+                if "sha" not in f or not runs_form(rt, form):
                     continue
                 res = raw[rt].get(f["sha"])
                 if res is None:
@@ -453,7 +458,7 @@ def main(argv=None) -> int:
             "runtimes": active, "forms": forms, "seconds": round(time.time() - t0),
             "versions": {rt: _freeze(RUNTIMES[rt]) for rt in active}}
     (out / "results.json").write_text(json.dumps({"meta": meta, "models": records}, indent=1))
-    text = summarize(records, active, skipped)
+    text = summarize(records, active, skipped, tuple(forms))
     (out / "summary.md").write_text(text)
     print(text)
     print(f"results: {out / 'results.json'}; {time.time() - t0:.0f} s in all")

@@ -17,6 +17,7 @@ import onnx
 from rewriter.caffe import proto
 from rewriter.caffe.net import F32, fill, shape_msg
 from rewriter.caffe.ops import CAFFE_OPS
+from rewriter.caffe.ops.normalization import reduce_block
 from rewriter.caffe.reference import forward_layer, pooled_size
 from rewriter.caffe.translator import Problem, Translator
 from rewriter.exporting.onnx_readers import attributes, conv_padding, reduce_axes
@@ -252,11 +253,18 @@ def global_pool(t: Translator, node: onnx.NodeProto) -> None:
     t.set(out, top)
 
 
-@CAFFE_OPS.register("ReduceMean", "ReduceMax", becomes="Pooling (global_pooling; a reduction over H and W only)")
+@CAFFE_OPS.register(
+    "ReduceMean",
+    "ReduceMax",
+    becomes="Pooling (global_pooling) over H and W; ReduceMean of another block of axes as ReduceSum (MEAN)",
+)
 def reduce(t: Translator, node: onnx.NodeProto) -> None:
     rank = len(t.shape(node.input[0]))
     axes = reduce_axes(node, t.g.opset, t.const_input(node))
     axes = sorted(ax + rank if ax < 0 else ax for ax in (axes or []))
+    if (rank != 4 or axes != [2, 3]) and node.op_type == "ReduceMean":
+        reduce_block(t, node, mean=True)
+        return
     if rank != 4 or axes != [2, 3]:
         raise Problem("only a reduction over H and W of an N x C x H x W tensor (global pooling) maps to Caffe")
     global_pool(t, node)

@@ -2,8 +2,10 @@
 
 Identity, Dropout, Cast to float and Transpose only relabel a blob (a Transpose changes the tensor's layout,
 see ``rewriter.caffe.translator``). Reshape-like ops need the ONNX layout. Concat, Split, Slice and Tile
-work along an axis in any layout. Slices of one tensor along one axis share one Slice layer, and a Concat
-of a sliced tensor takes its pieces, so edge replication (first row, x, last row) leaves no unused top.
+work along an axis in any layout; Expand is Tile along its size-1 axes, and Gather with constant indices
+is one Slice layer cut at the runs of consecutive indices plus a Concat of the pieces. Slices of one tensor
+along one axis share one Slice layer, and a Concat of a sliced tensor takes its pieces, so edge replication
+(first row, x, last row) leaves no unused top.
 Pad is built from DummyData (constant) or edge Slices, and Concat.
 """
 
@@ -214,6 +216,87 @@ def tile(t: Translator, node: onnx.NodeProto) -> None:
         t.alias(node.output[0], node.input[0])
         return
     t.set(node.output[0], blob, v.perm, v.via)
+
+
+@CAFFE_OPS.register("Expand", becomes="Tile along each broadcast axis (Reshape first when the rank grows)")
+def expand(t: Translator, node: onnx.NodeProto) -> None:
+    out = node.output[0]
+    out_shape = tuple(t.shape(out))
+    in_shape = tuple(t.shape(node.input[0]))
+    if len(in_shape) == len(out_shape):
+        v = t.val(node.input[0])
+        blob, perm, via = v.blob, v.perm, v.via
+    else:
+        full = (1,) * (len(out_shape) - len(in_shape)) + in_shape
+        (blob,) = t.net.add("Reshape", [t.data(node.input[0])], 1, t.lname("rank"), {"shape": shape_msg(full)})
+        perm, via = tuple(range(len(out_shape))), ()
+    axes = [a for a in range(len(out_shape)) if t.net.shapes[blob][perm.index(a)] != out_shape[a]]
+    for k, axis in enumerate(axes):
+        last = k == len(axes) - 1
+        (blob,) = t.net.add(
+            "Tile",
+            [blob],
+            [out] if last else 1,
+            t.lname() if last else t.lname(f"tile{axis}"),
+            {"axis": perm.index(axis), "tiles": out_shape[axis]},
+        )
+    if not axes and blob == t.val(node.input[0]).blob:
+        t.alias(out, node.input[0])
+        return
+    t.set(out, blob, perm, via)
+
+
+def _gather_refusal(node: onnx.NodeProto, t: Translator) -> str | None:
+    if not t.is_const(node.input[1]):
+        return "indices computed at run time (Caffe has no gather: only constant indices become Slice + Concat)"
+    return None
+
+
+@CAFFE_OPS.register(
+    "Gather",
+    becomes="Slice at the runs of consecutive constant indices + Concat (Reshape for other index ranks)",
+    precondition=_gather_refusal,
+)
+def gather(t: Translator, node: onnx.NodeProto) -> None:
+    shape = t.shape(node.input[0])
+    axis = int(attributes(node).get("axis", 0)) % len(shape)
+    n = shape[axis]
+    indices = np.asarray(t.const(node.input[1])).astype(np.int64)
+    if np.any(indices < -n) or np.any(indices >= n):
+        raise Problem(f"an index is out of range for an axis of {n}")
+    flat = [int(i) % n for i in indices.ravel()]
+    out = node.output[0]
+    out_shape = tuple(t.shape(out))
+    if indices.ndim == 1:
+        v = t.val(node.input[0])
+        blob, perm, via = v.blob, v.perm, v.via
+    else:
+        blob, perm, via = t.data(node.input[0]), tuple(range(len(shape))), ()
+    runs: list[list[int]] = []  # [start, stop) of consecutive indices
+    for i in flat:
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    if runs == [[0, n]] and indices.ndim == 1:
+        t.alias(out, node.input[0])
+        return
+    caffe_axis = perm.index(axis)
+    points = sorted({p for run in runs for p in run if 0 < p < n})
+    bounds = [0, *points, n]
+    tops = t.net.add("Slice", [blob], len(bounds) - 1, t.lname("pieces"), {"axis": caffe_axis, "slice_point": points})
+    chosen = [tops[k] for a, b in runs for k in range(bounds.index(a), bounds.index(b))]
+    reshape = indices.ndim != 1
+    if len(chosen) == 1 and not reshape:
+        t.set(out, chosen[0], perm, via)
+        return
+    if len(chosen) > 1:
+        (blob,) = t.net.add("Concat", chosen, [out] if not reshape else 1, t.lname(), {"axis": caffe_axis})
+    else:
+        blob = chosen[0]
+    if reshape:
+        (blob,) = t.net.add("Reshape", [blob], [out], t.lname("reshape"), {"shape": shape_msg(out_shape)})
+    t.set(out, blob, perm if not reshape else None, via if not reshape else ())
 
 
 @CAFFE_OPS.register("Pad", becomes="Concat of constant DummyData (constant mode) or edge Slices (edge mode)")

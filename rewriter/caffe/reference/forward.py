@@ -19,6 +19,24 @@ def _scale_broadcast(b0: tuple[int, ...], axis: int, operand: np.ndarray) -> np.
     return operand.reshape(shape)
 
 
+def _reduction(layer, x: np.ndarray) -> np.ndarray:
+    """reduction_layer.cpp: per leading index, a float32 sum (SUM, ASUM, SUMSQ, MEAN) times coeff, where MEAN
+    multiplies by coeff / dim (the reciprocal, not a division)."""
+    p = layer.reduction_param
+    axis = canonical_axis(p.axis, x.ndim)
+    rows = x.reshape(element_count(x.shape, 0, axis), -1).astype(np.float64)
+    op = p.operation
+    check(op in (1, 2, 3, 4), f"{layer.name}: unknown reduction operation {op}")
+    values = np.abs(rows) if op == 2 else rows * rows if op == 3 else rows
+    sums = values.sum(axis=1).astype(F32)
+    coeff = F32(p.coeff)
+    if op == 4:
+        coeff = F32(coeff / F32(max(rows.shape[1], 1)))
+    if coeff != 1:
+        sums = (sums * coeff).astype(F32)
+    return sums.reshape(x.shape[:axis])
+
+
 def forward_layer(layer, bottoms: list[np.ndarray], blobs: list[np.ndarray]) -> list[np.ndarray]:
     """Caffe's Forward_cpu for one layer (TEST phase)."""
     t = layer.type
@@ -167,6 +185,8 @@ def forward_layer(layer, bottoms: list[np.ndarray], blobs: list[np.ndarray]) -> 
         reps = [1] * x.ndim
         reps[axis] = p.tiles
         return [np.tile(x, reps)]
+    if t == "Reduction":
+        return [_reduction(layer, x)]
     if t == "DummyData":
         tops, _ = layer_shapes(layer, [])
         fillers = list(layer.dummy_data_param.data_filler)

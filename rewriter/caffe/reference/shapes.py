@@ -134,6 +134,9 @@ def layer_shapes(layer, bottoms: list[tuple[int, ...]]) -> tuple[list[tuple[int,
         top = list(b0)
         top[axis] *= p.tiles
         return [tuple(top)], []
+    if t == "Reduction":  # reduction_layer.cpp: every axis from `axis` on is reduced
+        axis = canonical_axis(layer.reduction_param.axis, len(b0))
+        return [tuple(b0[:axis])], []
     if t == "DummyData":
         shapes = [tuple(int(d) for d in s.dim) for s in layer.dummy_data_param.shape]
         check(len(shapes) in (1, ntop), f"{layer.name}: DummyData needs 1 or one shape per top")

@@ -1,5 +1,5 @@
 """Core ML translations of ONNX normalizations and reductions: BatchNormalization (inference form), Softmax,
-ReduceMean / ReduceSum / ReduceMax."""
+InstanceNormalization, LayerNormalization, ReduceMean / ReduceSum / ReduceMax."""
 
 from __future__ import annotations
 
@@ -74,3 +74,71 @@ def _reduction(op: str) -> Callable[[Translator, onnx.NodeProto], Any]:
 
 for _onnx_op, _mil_op in (("ReduceMean", "reduce_mean"), ("ReduceSum", "reduce_sum"), ("ReduceMax", "reduce_max")):
     COREML_OPS.register(_onnx_op, becomes=_mil_op)(_reduction(_mil_op))
+
+
+def _affine_refusal(node: onnx.NodeProto, ctx: NodeContext) -> str | None:
+    if any(o for o in node.output[1:]):
+        return "its Mean / InvStdDev outputs are used"
+    if not all(ctx.is_static(n) for n in node.input[1:] if n):
+        return "scale or bias computed at run time"
+    return None
+
+
+@COREML_OPS.register(
+    "InstanceNormalization",
+    becomes="instance_norm (mlprogram, rank 3 and 4); else mean, x - mean, mean square, rsqrt(var, eps) * gamma, mul, add",
+    precondition=_affine_refusal,
+)
+def instance_norm(t: Translator, node: onnx.NodeProto):
+    x = t.var(node.input[0])
+    dt = t.np_dtype(x)
+    rank = len(t.shape(node.input[0]))
+    gamma, beta = (t.need_const(node, k, "scale and bias").astype(dt).reshape(-1) for k in (1, 2))
+    eps = dt.type(attribute(node, "epsilon", 1e-5))
+    if rank in (3, 4) and t.model_format == "mlprogram":
+        return t.mb.instance_norm(x=x, gamma=gamma, beta=beta, epsilon=eps, name=t.out_name(node))
+    # gamma joins the (N, C, 1, ...) inverse deviation before it meets x: a mul + add by per-channel constants
+    # would be fused by coremltools into a batchnorm that divides by sqrt(1 + 1e-5)
+    shape = [-1] + [1] * (rank - 2)
+    y = _normalized(t, node, x, list(range(2, rank)), eps, gamma.reshape(shape))
+    return t.mb.add(x=y, y=beta.reshape(shape), name=t.out_name(node))
+
+
+@COREML_OPS.register(
+    "LayerNormalization",
+    becomes="layer_norm over the axes from `axis` on (neuralnetwork: spelled out as InstanceNormalization)",
+    precondition=_affine_refusal,
+)
+def layer_norm(t: Translator, node: onnx.NodeProto):
+    x = t.var(node.input[0])
+    dt = t.np_dtype(x)
+    xs = t.shape(node.input[0])
+    axis = int(attribute(node, "axis", -1)) % len(xs)
+    block = tuple(xs[axis:])
+    gamma = np.ascontiguousarray(np.broadcast_to(t.need_const(node, 1, "scale").astype(dt), block))
+    kw = {"gamma": gamma}
+    if len(node.input) > 2 and node.input[2]:
+        kw["beta"] = np.ascontiguousarray(np.broadcast_to(t.need_const(node, 2, "bias").astype(dt), block))
+    eps = dt.type(attribute(node, "epsilon", 1e-5))
+    axes = list(range(axis, len(xs)))
+    if t.model_format == "mlprogram":
+        return t.mb.layer_norm(x=x, axes=axes, epsilon=eps, name=t.out_name(node), **kw)
+    y = t.mb.mul(x=_normalized(t, node, x, axes, eps), y=kw["gamma"], name=t.tmp_name(node, "scale"))
+    if "beta" not in kw:
+        return t.mb.identity(x=y, name=t.out_name(node))
+    return t.mb.add(x=y, y=kw["beta"], name=t.out_name(node))
+
+
+def _normalized(t: Translator, node: onnx.NodeProto, x, axes: list[int], eps, gamma: np.ndarray | None = None):
+    """(x - mean) / sqrt(var + eps) over ``axes`` from documented elementwise ops and reductions: the
+    NeuralNetwork layers coremltools would use for instance_norm / layer_norm (mvn, batchnorm computing its
+    own statistics) do not document where epsilon goes. ``gamma`` (shaped like the statistics) scales the
+    inverse deviation."""
+    mean = t.mb.reduce_mean(x=x, axes=axes, keep_dims=True, name=t.tmp_name(node, "mean"))
+    centered = t.mb.sub(x=x, y=mean, name=t.tmp_name(node, "centered"))
+    square = t.mb.mul(x=centered, y=centered, name=t.tmp_name(node, "square"))
+    var = t.mb.reduce_mean(x=square, axes=axes, keep_dims=True, name=t.tmp_name(node, "var"))
+    inv = t.mb.rsqrt(x=var, epsilon=eps, name=t.tmp_name(node, "inv_std"))
+    if gamma is not None:
+        inv = t.mb.mul(x=inv, y=gamma, name=t.tmp_name(node, "gain"))
+    return t.mb.mul(x=centered, y=inv, name=t.tmp_name(node, "normed"))

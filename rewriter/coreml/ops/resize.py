@@ -5,34 +5,14 @@ already lowered every resize no Core ML op reproduces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import onnx
 
 from rewriter.coreml.ops import COREML_OPS
-from rewriter.coreml.translator import Translator
+from rewriter.coreml.translator import ResizePlan, Translator
 from rewriter.errors import NotExactError
 from rewriter.resize import ResizeSemantics, describe_node
 from rewriter.targets import make_target
-
-
-@dataclass
-class ResizePlan:
-    """What one ONNX Resize becomes: the MIL op, its parameters, and the weights it must reproduce."""
-
-    onnx_name: str
-    output: str  # the ONNX node's output tensor (how fix-resize's provenance names it)
-    mil_name: str
-    primitive: str
-    op: str
-    params: dict[str, Any]
-    sem: ResizeSemantics
-
-    def describe(self) -> str:
-        inner = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.op}({inner})"
 
 
 def scale_for_size(n: int, m: int) -> int | np.float32:

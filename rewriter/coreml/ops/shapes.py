@@ -241,6 +241,65 @@ def pad(t: Translator, node: onnx.NodeProto):
     return _gather_each(t, node, x, tables, "pad")
 
 
+def _repeats_refusal(node: onnx.NodeProto, ctx: NodeContext) -> str | None:
+    return None if ctx.is_static(node.input[1]) else "repeats / shape computed at run time"
+
+
+@COREML_OPS.register("Tile", becomes="tile (constant repeats)", precondition=_repeats_refusal)
+def tile(t: Translator, node: onnx.NodeProto):
+    reps = np.asarray(t.need_const(node, 1, "repeats")).astype(np.int32).reshape(-1)
+    return t.mb.tile(x=t.var(node.input[0]), reps=reps, name=t.out_name(node))
+
+
+@COREML_OPS.register("Expand", becomes="tile along the broadcast axes (reshape first when the rank grows)",
+                     precondition=_repeats_refusal)
+def expand(t: Translator, node: onnx.NodeProto):
+    xs = tuple(t.shape(node.input[0]))
+    out = tuple(int(d) for d in np.broadcast_shapes(xs, tuple(int(d) for d in t.need_const(node, 1, "shape"))))
+    x = t.var(node.input[0])
+    full = (1,) * (len(out) - len(xs)) + xs
+    if full != xs:
+        x = t.mb.reshape(x=x, shape=np.array(full, dtype=np.int32), name=t.tmp_name(node, "rank"))
+    reps = np.array([o // d if d != o else 1 for d, o in zip(full, out)], dtype=np.int32)
+    if np.all(reps == 1):
+        return t.mb.identity(x=x, name=t.out_name(node))
+    return t.mb.tile(x=x, reps=reps, name=t.out_name(node))
+
+
+def _if_refusal(node: onnx.NodeProto, ctx: NodeContext) -> str | None:
+    return None if ctx.is_static(node.input[0]) else "condition computed at run time"
+
+
+@COREML_OPS.register("If", becomes="the taken branch, inlined (the condition must be known before run time)",
+                     precondition=_if_refusal)
+def if_(t: Translator, node: onnx.NodeProto):
+    from onnx import numpy_helper
+
+    cond = np.asarray(t.need_const(node, 0, "condition"))
+    taken = "then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"
+    branch = attribute(node, taken)
+    # The branch's scope (its initializers and shapes) is the one the view indexed under the node's label.
+    source = t.scope.source if t.scope.source is not None else t.scope.graph
+    index = next(k for k, n in enumerate(source.node) if n is node or n == node)
+    label = f"{node.name or f'{node.op_type}_{index}'}/{taken}"
+    path = f"{t.scope.path}/{label}" if t.scope.path else label
+    outer = t.scope
+    t.scope = next(s for s in t.view.scopes if s.path == path)
+    try:
+        for init in branch.initializer:
+            t.env[init.name] = numpy_helper.to_array(init)
+        for sub in branch.node:
+            t.node(sub)
+    finally:
+        t.scope, t.current = outer, node
+    outputs = []
+    for k, out in enumerate(branch.output):
+        v = t.env[out.name]
+        # a graph output keeps its ONNX name (translate() renames mismatched MIL names with an identity)
+        outputs.append(v if isinstance(v, np.ndarray) else t.mb.identity(x=v, name=t.out_name(node, k)))
+    return outputs
+
+
 @COREML_OPS.register("Identity", becomes="(aliased; identity when it names a graph output)")
 def identity(t: Translator, node: onnx.NodeProto):
     v = t.env[node.input[0]]

@@ -375,6 +375,14 @@ def _binary(fn):
     return lambda layer, xs: fn(xs[0].astype(np.float64), xs[1].astype(np.float64))
 
 
+def _tile(layer, xs):
+    """TileLayerParams: reps[i] copies along axis i (one rep per axis; other lengths are not evaluated)."""
+    reps = [int(r) for r in layer.tile.reps]
+    if len(reps) != xs[0].ndim:
+        raise UndocumentedError(f"tile with {len(reps)} reps on a rank-{xs[0].ndim} input")
+    return np.tile(xs[0], reps)
+
+
 def _expand_dims(x, axes):
     rank = x.ndim + len(axes)
     for a in sorted(v % rank for v in axes):
@@ -429,4 +437,5 @@ NN_LAYERS: dict[str, Callable] = {
     "softmaxND": _softmax_nd,
     "upsample": _upsample,
     "resizeBilinear": _resize_bilinear,
+    "tile": _tile,
 }
