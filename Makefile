@@ -61,7 +61,7 @@ runtimes-measure:
 # The runtime targets on their real runtimes: every grid model through `fix-resize --target <runtime>`, then through
 # that runtime, compared with ONNX Runtime on the original; fails if any fixed model is not exact. Runtimes whose
 # environment is missing are skipped and listed as skipped (all of them without the driver environment).
-TARGET_RUNTIMES ?= openvino,tract,mnn,rknn
+TARGET_RUNTIMES ?= openvino,tract,mnn,rknn,ncnn,torch,tflite
 
 .PHONY: test-runtimes
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from rewriter.errors import UsageError
 
-TARGET_NAMES = ("onnx", "coreml", "caffe", "openvino", "tract", "mnn", "rknn")  # the registry's names (tests keep them equal), known without importing it
+TARGET_NAMES = ("onnx", "coreml", "caffe", "openvino", "tract", "mnn", "rknn", "ncnn", "torch", "tflite")  # the registry's names (tests keep them equal), known without importing it
 DEFAULT_TARGETS = ("onnx", "coreml", "caffe")  # the registry's DEFAULT_TARGETS: inspect / report without --target
 
 _KEYS = {

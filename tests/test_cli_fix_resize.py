@@ -78,7 +78,7 @@ def test_bad_input_exit_2(content: bytes, tmp_path: Path, capsys) -> None:
     assert code == 2 and err.count("\n") == 1 and not (tmp_path / "bad.fixed.onnx").exists()
 
 
-@pytest.mark.parametrize("args", [["--target", "tflite"], ["--lower", "magic"], ["--border", "soft"], ["--verify", "maybe"], ["--deployment-target", "iOS9"], ["--input-shape", "x"]])
+@pytest.mark.parametrize("args", [["--target", "tensorrt"], ["--lower", "magic"], ["--border", "soft"], ["--verify", "maybe"], ["--deployment-target", "iOS9"], ["--input-shape", "x"]])
 def test_usage_errors_exit_2(args: list[str], tmp_path: Path, capsys) -> None:
     src = copy_fixture("torch_ts17_bilinear_x2.onnx", tmp_path)
     code, _, err = run_cli(["fix-resize", str(src), *args], capsys)
@@ -160,7 +160,7 @@ def test_python_api_typed_errors() -> None:
     with pytest.raises(rewriter.NotExactError):
         rewriter.fix_resize(MODELS / "torch_ts17_bilinear_size_like_dyn.onnx", "coreml")
     with pytest.raises(rewriter.UsageError):
-        rewriter.fix_resize(MODELS / "torch_ts17_bilinear_x2.onnx", "tflite")
+        rewriter.fix_resize(MODELS / "torch_ts17_bilinear_x2.onnx", "tensorrt")
     with pytest.raises(rewriter.BadModelError):
         rewriter.fix_resize(MODELS / "manifest.json")
     assert issubclass(rewriter.NotExactError, rewriter.RewriterError)

@@ -90,7 +90,7 @@ def test_found_from_subdirectory_and_pyproject(tmp_path: Path, monkeypatch) -> N
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("target = 'tflite'", "expected target names"),
+        ("target = 'tensorrt'", "expected target names"),
         ("atol = -1.0", "finite number >= 0"),
         ("atol = nan", "finite number >= 0"),
         ("tagets = ['onnx']", "unknown key 'tagets'"),

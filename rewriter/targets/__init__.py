@@ -13,12 +13,15 @@ from rewriter.targets.base import LOWER_CHOICES, Option, Primitive, Target
 from rewriter.targets.caffe import CaffeTarget
 from rewriter.targets.coreml import CoreMLTarget
 from rewriter.targets.mnn import MNNTarget
+from rewriter.targets.ncnn import NcnnTarget
 from rewriter.targets.onnx import OnnxTarget
 from rewriter.targets.openvino import OpenVINOTarget
 from rewriter.targets.rknn import RKNNTarget
+from rewriter.targets.tflite import TfliteTarget
+from rewriter.targets.torch import TorchTarget
 from rewriter.targets.tract import TractTarget
 
-_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget, OpenVINOTarget, TractTarget, MNNTarget, RKNNTarget)}
+_REGISTRY: dict[str, type[Target]] = {cls.name: cls for cls in (OnnxTarget, CoreMLTarget, CaffeTarget, OpenVINOTarget, TractTarget, MNNTarget, RKNNTarget, NcnnTarget, TorchTarget, TfliteTarget)}
 TARGET_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DEFAULT_TARGETS: tuple[str, ...] = tuple(name for name, cls in _REGISTRY.items() if cls.listed_by_default)
 

@@ -37,7 +37,7 @@ def table(data: dict) -> tuple[str, int]:
             cnt["refused" if "refused" in f else r["runtimes"][rt].get(form, {}).get("status", "not run")] += 1
         failures += sum(cnt[k] for k in ("differs", "rejected", "crashed", "not run"))
         versions = data["meta"]["versions"].get(rt, {})
-        version = versions.get(rt) or versions.get("rknn-toolkit2", "")
+        version = versions.get(rt) or versions.get("rknn-toolkit2") or versions.get("onnx2tf", "")
         tol = data["meta"]["tolerance"][rt]
         lines.append(f"| {rt} | {version} | {tol:g} | {cnt['exact']} | {cnt['refused']} | {cnt['differs']} | {cnt['rejected']} "
                      f"| {cnt['crashed']} | {cnt['exact'] / len(usable):.1%} |")

@@ -64,6 +64,9 @@ TARGET_FORMS = {
     "fix-tract": "tract",
     "fix-mnn": "mnn",
     "fix-rknn": "rknn",
+    "fix-ncnn": "ncnn",
+    "fix-torch": "torch",
+    "fix-tflite": "tflite",
 }
 FORMS = ANALYSIS_FORMS + tuple(TARGET_FORMS)
 # form -> rewriter.fix_resize(model, target, **kwargs)

@@ -1,0 +1,71 @@
+"""``--target tflite``: TensorFlow Lite reached through onnx2tf (float32 .tflite, LiteRT interpreter).
+
+Where the rules come from (``onnx2tf/ops/Resize.py``, checked against the real runtime with ``tests/runtimes``):
+- the Resize becomes a TF resize op on N x H x W x C with the output size only (``new_size``): the given scales
+  and ``nearest_mode`` are not used, TF samples with m / n (``size_ratio``);
+- flags: ``align_corners`` and ``asymmetric`` at opset <= 17 give ``align_corners=True`` / both flags False;
+  every other transform (and every transform at opset >= 18, and the legacy ops, whose default is half_pixel)
+  gives half-pixel centers;
+- nearest follows TF's rounding for the flag pair: half-pixel centers floor((i + 0.5) n / m) = half_pixel +
+  round_prefer_ceil; align-corners round half up = align_corners + round_prefer_ceil; else floor(i n / m);
+- the layout is assumed N x C x H x W (the axis after batch becomes channels): only the H, W axes of a rank-4
+  tensor convert right; antialias and ``tf_crop_and_resize`` do not convert; TF's bicubic is another kernel
+  (measured different on almost every grid model) and is not modelled;
+- lowerings: the ConvTranspose and Gather forms are exact; the MatMul pair on N x C x H x W is miscompiled
+  when dimension sizes coincide (onnx2tf guesses the layout from the sizes): measured wrong whenever C = H',
+  H = W or W = H' (16 x 16; 5 x 7 -> 2 x 3 with 2 channels; 5 x 7 -> 7 x 10), exact with H' = W' alone; any
+  other coincidence is unmeasured and treated as wrong. There it is not emitted, and a node with no other
+  exact form (fractional linear) is refused.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import ClassVar
+
+from rewriter.resize import ResizeSemantics
+from rewriter.sampling import AxisWeights
+from rewriter.targets.base import MATMUL, LOWERINGS
+from rewriter.targets.onnx import portable_fallback
+from rewriter.targets.runtime import RuntimeTarget, spatial_nchw, weights_as
+
+_FLAGGED = ("align_corners", "asymmetric")  # transforms onnx2tf maps onto TF1-style flags (opset <= 17)
+_NEAREST = {"align_corners": "round_prefer_ceil", "asymmetric": "floor", "half_pixel": "round_prefer_ceil"}
+
+
+def dimensions_coincide(sem: ResizeSemantics) -> bool:
+    """Two of the sizes onnx2tf sees in the MatMul pair (C, H, W, H', W') are equal, other than H' = W' alone."""
+    dims = (sem.input_shape[1], *sem.input_shape[2:], *sem.output_shape[2:])
+    return any(dims[i] == dims[j] for i, j in combinations(range(len(dims)), 2) if (i, j) != (3, 4))
+
+
+class TfliteTarget(RuntimeTarget):
+    name: ClassVar[str] = "tflite"
+    summary: ClassVar[str] = "TensorFlow Lite through onnx2tf (TF resize ops: output size, align_corners / half_pixel_centers)"
+    converter: ClassVar[str] = "onnx2tf -> TF resize"
+    lowerings: ClassVar[tuple[str, ...]] = LOWERINGS
+    matmul_below: ClassVar[int | None] = None  # prefer ConvTranspose / Gather: the MatMul form is fragile here
+
+    def computes(self, sem: ResizeSemantics) -> dict[int, AxisWeights] | str:
+        if not spatial_nchw(sem):
+            return "onnx2tf takes the axis after batch for channels: only H, W of N x C x H x W convert right"
+        if sem.antialias:
+            return "onnx2tf: antialias does not convert"
+        if sem.transform == "tf_crop_and_resize":
+            return "onnx2tf: tf_crop_and_resize does not convert"
+        if sem.mode == "cubic":
+            return "TF's bicubic kernel differs from ONNX's cubic"
+        flagged = sem.op_type == "Resize" and sem.opset >= 11 and sem.opset <= 17 and sem.transform in _FLAGGED
+        transform = sem.transform if flagged else "half_pixel"
+        if sem.mode == "nearest":
+            return weights_as(sem, size_ratio=True, transform=transform, nearest_mode=_NEAREST[transform])
+        return weights_as(sem, size_ratio=True, transform=transform)
+
+    def excluded_lowerings(self, sem: ResizeSemantics, lower: str) -> dict[str, str]:
+        excluded = super().excluded_lowerings(sem, lower)
+        if spatial_nchw(sem) and dimensions_coincide(sem):
+            excluded.setdefault(MATMUL, "onnx2tf miscompiles the MatMul pair when dimension sizes coincide")
+        return excluded
+
+    def suggestion(self, sem: ResizeSemantics) -> str | None:
+        return portable_fallback(sem)
