@@ -28,7 +28,7 @@ from rewriter.targets.base import (
     integer_repeat,
     strict_align_corners,
 )
-from rewriter.targets.onnx import portable_fallback
+from rewriter.targets.onnx import PortableFallback
 
 FLAVORS = ("bvlc", "interp", "upsample")
 _FORK_LAYERS = {
@@ -37,7 +37,7 @@ _FORK_LAYERS = {
 }
 
 
-class CaffeTarget(Target):
+class CaffeTarget(PortableFallback, Target):
     name: ClassVar[str] = "caffe"
     summary: ClassVar[str] = "Caffe (BVLC: no resize layer, everything lowered; or a fork's Interp / Upsample layer)"
     options: ClassVar[dict[str, Option]] = {"flavor": Option("--flavor", FLAVORS, "bvlc")}
@@ -69,9 +69,6 @@ class CaffeTarget(Target):
         if sem.rank != 4 or self.runs_as(sem) is None:
             return f"no {self.flavor} layer samples like this node"
         return None
-
-    def suggestion(self, sem: ResizeSemantics) -> str | None:
-        return portable_fallback(sem)
 
     def naive_weights(self, sem: ResizeSemantics, axis: int) -> AxisWeights | None:
         info = sem.axes_info[axis]

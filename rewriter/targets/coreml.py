@@ -33,7 +33,7 @@ from rewriter.targets.base import (
     strict_align_corners,
     upsampling_only,
 )
-from rewriter.targets.onnx import portable_fallback
+from rewriter.targets.onnx import PortableFallback
 
 IOS_VERSIONS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
 FORMATS = ("mlprogram", "neuralnetwork")
@@ -72,7 +72,7 @@ def ios_number(deployment_target: str) -> int:
     return int(deployment_target.removeprefix("iOS"))
 
 
-class CoreMLTarget(Target):
+class CoreMLTarget(PortableFallback, Target):
     name: ClassVar[str] = "coreml"
     summary: ClassVar[str] = "Core ML (MIL upsample_* / resize_bilinear ops, mlprogram or neuralnetwork)"
     options: ClassVar[dict[str, Option]] = {
@@ -120,9 +120,6 @@ class CoreMLTarget(Target):
         if self.runs_as(sem) is None:
             return f"no {self.label} op samples like {sem.mode}/{sem.transform} here"
         return None
-
-    def suggestion(self, sem: ResizeSemantics) -> str | None:
-        return portable_fallback(sem)
 
     def naive_weights(self, sem: ResizeSemantics, axis: int) -> AxisWeights | None:
         info = sem.axes_info[axis]

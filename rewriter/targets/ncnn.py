@@ -23,7 +23,6 @@ from typing import ClassVar
 from rewriter.resize import ResizeSemantics
 from rewriter.sampling import AxisWeights
 from rewriter.targets.base import MATMUL
-from rewriter.targets.onnx import portable_fallback
 from rewriter.targets.runtime import RuntimeTarget, spatial_nchw, weights_as
 
 
@@ -52,5 +51,3 @@ class NcnnTarget(RuntimeTarget):
         transform = "align_corners" if sem.transform == "align_corners" and sem.op_type == "Resize" else "half_pixel"
         return weights_as(sem, transform=transform, cubic_coeff_a=-0.75, exclude_outside=False, antialias=False)
 
-    def suggestion(self, sem: ResizeSemantics) -> str | None:
-        return portable_fallback(sem)

@@ -97,3 +97,10 @@ def portable_fallback(sem: ResizeSemantics) -> str | None:
     if sem.resolved or OnnxTarget().accepts(sem) is None:
         return "--target onnx keeps it as exact portable ONNX"
     return None
+
+
+class PortableFallback:
+    """Mixed into targets that can refuse a node: their advice is portable ONNX, where it keeps the node exact."""
+
+    def suggestion(self, sem: ResizeSemantics) -> str | None:
+        return portable_fallback(sem)

@@ -24,9 +24,10 @@ from typing import ClassVar
 from rewriter.resize import ResizeSemantics
 from rewriter.sampling import F32, AxisRule, AxisWeights, ort_axis_weights
 from rewriter.targets.base import Target
+from rewriter.targets.onnx import PortableFallback
 
 
-class RuntimeTarget(Target):
+class RuntimeTarget(PortableFallback, Target):
     converter: ClassVar[str]  # how an ONNX model reaches the runtime, for messages and docs
     tolerance: ClassVar[float] = 1e-5  # relative output error the real-runtime tests allow
     listed_by_default: ClassVar[bool] = False  # named with --target (one column per runtime would not fit)

@@ -25,8 +25,7 @@ from typing import ClassVar
 
 from rewriter.resize import ResizeSemantics
 from rewriter.sampling import AxisWeights
-from rewriter.targets.base import MATMUL, LOWERINGS
-from rewriter.targets.onnx import portable_fallback
+from rewriter.targets.base import LOWERINGS, MATMUL
 from rewriter.targets.runtime import RuntimeTarget, spatial_nchw, weights_as
 
 _FLAGGED = ("align_corners", "asymmetric")  # transforms onnx2tf maps onto TF1-style flags (opset <= 17)
@@ -67,5 +66,3 @@ class TfliteTarget(RuntimeTarget):
             excluded.setdefault(MATMUL, "onnx2tf miscompiles the MatMul pair when dimension sizes coincide")
         return excluded
 
-    def suggestion(self, sem: ResizeSemantics) -> str | None:
-        return portable_fallback(sem)
