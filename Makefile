@@ -37,6 +37,8 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/bench_passes.py
 	$(BIN)/python bench/bench_lowering.py
+	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_native_rate.py --step 8
 
 fuzz-long: $(VENV)/.installed-test
 	REWRITER_FUZZ_CASES=10000 REWRITER_FUZZ_SEED=1 $(BIN)/python -m pytest tests/test_fuzz.py -n 2 -q
