@@ -34,5 +34,6 @@ class LowerToMatMul(Pass):
     def rewrite(self, ctx: NodeContext) -> NodeState:
         sem = ctx.original
         weights = {a: ctx.current_weights(a) for a in sem.resized_axes}
-        sub = matmul_lowering(ctx.node.input[0], ctx.node.output[0], ctx.node.name or "resize", sem.rank, weights, sem.extrapolation_value, sem.elem_type)
+        sub = matmul_lowering(ctx.node.input[0], ctx.node.output[0], ctx.node.name or "resize", sem.rank, weights, sem.extrapolation_value, sem.elem_type,
+                              right_only=ctx.target.matmul_right_only)
         return NodeState(lowering=Lowering(MATMUL, {a: w.shape for a, w in weights.items()}, sub))

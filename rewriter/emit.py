@@ -121,8 +121,13 @@ def _grouped_conv_transpose(sub: Subgraph, x: str, y: str, name: str, spatial: l
     sub.nodes.append(oh.make_node("ConvTranspose", [x, w], [y], name=name, group=channels, strides=strides, pads=pads, kernel_shape=list(weight.shape[2:])))
 
 
-def matmul_lowering(x: str, y: str, prefix: str, rank: int, weights: dict[int, AxisWeights], extrapolation_value: float, elem_type: int) -> Subgraph:
-    """Y = X x_a W_a for each resized axis a, as MatMul (with Transposes for axes not among the last two)."""
+def matmul_lowering(x: str, y: str, prefix: str, rank: int, weights: dict[int, AxisWeights], extrapolation_value: float, elem_type: int,
+                    right_only: bool = False) -> Subgraph:
+    """Y = X x_a W_a for each resized axis a, as MatMul (with Transposes for axes not among the last two).
+
+    ``right_only``: every axis but the last is moved last and multiplied from the right (one MatMul pattern,
+    for converters that misread a constant on the left).
+    """
     sub = Subgraph(x, y)
     dtype = _np_dtype(elem_type)
     current = x
@@ -131,7 +136,7 @@ def matmul_lowering(x: str, y: str, prefix: str, rank: int, weights: dict[int, A
         matrix = w.matrix.astype(dtype)
         if axis == rank - 1:
             sub.nodes.append(oh.make_node("MatMul", [current, sub.const(f"{prefix}_A{axis}T", np.ascontiguousarray(matrix.T))], [out], name=f"{prefix}/matmul{axis}"))
-        elif axis == rank - 2:
+        elif axis == rank - 2 and not right_only:
             sub.nodes.append(oh.make_node("MatMul", [sub.const(f"{prefix}_A{axis}", matrix), current], [out], name=f"{prefix}/matmul{axis}"))
         else:
             perm = list(range(rank))

@@ -131,8 +131,8 @@ def test_version_is_written_once(capsys) -> None:
 
 
 def test_cli_choices_equal_the_registry() -> None:
-    from rewriter.targets import LOWER_CHOICES
     from rewriter.targets import DEFAULT_TARGETS as LISTED
+    from rewriter.targets import LOWER_CHOICES
     from rewriter.targets import TARGET_NAMES as REGISTRY
     from rewriter.targets.coreml import IOS_VERSIONS
 

@@ -119,6 +119,7 @@ class Target:
     edge_replication: ClassVar[str] = "pad"  # "pad" (Pad mode=edge) or "slices" (Slice + Concat)
     separable_deconv: ClassVar[bool] = True  # one 1-D ConvTranspose per axis instead of one 2-D kernel
     matmul_below: ClassVar[int | None] = 64  # --lower auto: maps this small (per axis) take the MatMul form
+    matmul_right_only: ClassVar[bool] = False  # MatMul form: every axis moved last and multiplied from the right
     listed_by_default: ClassVar[bool] = True  # inspect / report show it without --target
 
     settings: Mapping[str, str | None] = field(default_factory=dict)

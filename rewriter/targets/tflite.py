@@ -11,31 +11,23 @@ Where the rules come from (``onnx2tf/ops/Resize.py``, checked against the real r
 - the layout is assumed N x C x H x W (the axis after batch becomes channels): only the H, W axes of a rank-4
   tensor convert right; antialias and ``tf_crop_and_resize`` do not convert; TF's bicubic is another kernel
   (measured different on almost every grid model) and is not modelled;
-- lowerings: the ConvTranspose and Gather forms are exact; the MatMul pair on N x C x H x W is miscompiled
-  when dimension sizes coincide (onnx2tf guesses the layout from the sizes): measured wrong whenever C = H',
-  H = W or W = H' (16 x 16; 5 x 7 -> 2 x 3 with 2 channels; 5 x 7 -> 7 x 10), exact with H' = W' alone; any
-  other coincidence is unmeasured and treated as wrong. There it is not emitted, and a node with no other
-  exact form (fractional linear) is refused.
+- lowerings: the ConvTranspose and Gather forms are exact; the usual MatMul pair (a constant on the left for
+  H, on the right for W) is miscompiled when dimension sizes coincide (onnx2tf guesses the layout from the
+  sizes: measured wrong whenever C = H', H = W or W = H'), so the MatMul form here moves each resized axis last
+  and multiplies from the right only (``matmul_right_only``): measured exact on every grid model that needs it.
 """
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import ClassVar
 
 from rewriter.resize import ResizeSemantics
 from rewriter.sampling import AxisWeights
-from rewriter.targets.base import LOWERINGS, MATMUL
+from rewriter.targets.base import LOWERINGS
 from rewriter.targets.runtime import RuntimeTarget, spatial_nchw, weights_as
 
 _FLAGGED = ("align_corners", "asymmetric")  # transforms onnx2tf maps onto TF1-style flags (opset <= 17)
 _NEAREST = {"align_corners": "round_prefer_ceil", "asymmetric": "floor", "half_pixel": "round_prefer_ceil"}
-
-
-def dimensions_coincide(sem: ResizeSemantics) -> bool:
-    """Two of the sizes onnx2tf sees in the MatMul pair (C, H, W, H', W') are equal, other than H' = W' alone."""
-    dims = (sem.input_shape[1], *sem.input_shape[2:], *sem.output_shape[2:])
-    return any(dims[i] == dims[j] for i, j in combinations(range(len(dims)), 2) if (i, j) != (3, 4))
 
 
 class TfliteTarget(RuntimeTarget):
@@ -60,9 +52,5 @@ class TfliteTarget(RuntimeTarget):
             return weights_as(sem, size_ratio=True, transform=transform, nearest_mode=_NEAREST[transform])
         return weights_as(sem, size_ratio=True, transform=transform)
 
-    def excluded_lowerings(self, sem: ResizeSemantics, lower: str) -> dict[str, str]:
-        excluded = super().excluded_lowerings(sem, lower)
-        if spatial_nchw(sem) and dimensions_coincide(sem):
-            excluded.setdefault(MATMUL, "onnx2tf miscompiles the MatMul pair when dimension sizes coincide")
-        return excluded
+    matmul_right_only: ClassVar[bool] = True  # onnx2tf misreads a constant on the left of a MatMul
 

@@ -12,11 +12,10 @@ import importlib.util  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
 sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
-from _common import Rejected, main, stage  # noqa: E402
-
 import _tools  # noqa: E402  (MNN's converter extension)
 import MNN  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import Rejected, main, stage  # noqa: E402
 
 F = MNN.expr
 

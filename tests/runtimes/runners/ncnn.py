@@ -14,10 +14,9 @@ import importlib.util  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
 sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
-from _common import Rejected, first_error_line, main, stage  # noqa: E402
-
 import ncnn  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import Rejected, first_error_line, main, stage  # noqa: E402
 
 # the converter executable inside the pnnx package (its console script would start Python and import torch first)
 PNNX = os.path.join(importlib.util.find_spec("pnnx").submodule_search_locations[0], "pnnx")

@@ -10,9 +10,8 @@ import importlib.util  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
 sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
-from _common import main, stage  # noqa: E402
-
 import openvino as ov  # noqa: E402
+from _common import main, stage  # noqa: E402
 
 CORE = ov.Core()
 

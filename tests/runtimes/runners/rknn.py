@@ -14,7 +14,6 @@ _spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_c
 sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
 from _common import Rejected, main, stage  # noqa: E402
-
 from rknn.api import RKNN  # noqa: E402
 
 

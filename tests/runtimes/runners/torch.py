@@ -12,11 +12,10 @@ import importlib.util  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
 sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
-from _common import main, stage  # noqa: E402
-
 import types  # noqa: E402
 
 import torch  # noqa: E402
+from _common import main, stage  # noqa: E402
 
 # onnx2torch imports torchvision for its NonMaxSuppression / RoiAlign converters only. The torchvision wheel that
 # matches torch 2.13 on the package index is a CUDA build that cannot load next to the CPU torch, so the
