@@ -54,7 +54,7 @@ class Canonicalize(Pass):
         if not axes:
             return (), None
         total = {a: ctx.current_weights(a) for a in axes}
-        lengths = {a: (int(ctx.original.axes_info[a].n), int(ctx.original.axes_info[a].m)) for a in axes}  # type: ignore[arg-type]
+        lengths = {a: ctx.original.lengths(a) for a in axes}
         sem = ctx.original
         rules = canonical_rules(sem.mode, cubic_coeff_a=sem.cubic_coeff_a, exclude_outside=sem.exclude_outside, antialias=sem.antialias)
         common = [r for r in rules if all(_fits(r, *lengths[a], total[a]) for a in axes)]

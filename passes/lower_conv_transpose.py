@@ -40,7 +40,7 @@ def classic_forms(ctx: NodeContext) -> dict[int, ConvTransposeForm] | None:
     forms: dict[int, ConvTransposeForm] = {}
     half_pixel = AxisRule("linear", "half_pixel")
     for a in sem.resized_axes:
-        n, m = int(sem.axes_info[a].n), int(sem.axes_info[a].m)  # type: ignore[arg-type]
+        n, m = sem.lengths(a)
         if m % n or not ort_axis_weights(half_pixel, n, m, float(F32(m) / F32(n))).same_as(sem.axis_weights(a)):
             return None
         f = m // n

@@ -35,7 +35,7 @@ from rewriter.ort_runtime import SEEDS, random_input, relative_error, session
 from rewriter.regions import Region, concrete, find_regions, index_map, region_model, separable_tables
 from rewriter.sampling import F32, AxisWeights, ort_axis_weights, pick_weights, scaled_lengths
 from rewriter.spelling import Spelling, describe_spelling, resize_node, single_node_model
-from rewriter.splice import RULE_KEY, SOURCE_KEY, _drop_dead_producers, _unique_names
+from rewriter.splice import RULE_KEY, SOURCE_KEY, drop_dead_producers, unique_names
 from rewriter.targets.onnx import canonical_rules
 
 RECOGNIZE = "recognize-upsampling"
@@ -202,7 +202,7 @@ def _measure(view: ModelView, region: Region, spelling: Spelling, lengths: dict[
 def _splice(view: ModelView, model: onnx.ModelProto, proved: list[tuple[Region, Spelling, float]]) -> dict[str, Recognition]:
     """Each region's nodes -> one Resize at the place of its last node; then what only fed them goes."""
     graph = model.graph
-    taken = _unique_names(view)
+    taken = unique_names(view)
     at_last: dict[int, Recognition] = {}
     emitted: dict[int, tuple[onnx.NodeProto, list[onnx.TensorProto]]] = {}
     removed: set[int] = set()
@@ -233,5 +233,5 @@ def _splice(view: ModelView, model: onnx.ModelProto, proved: list[tuple[Region, 
             kept.append(copy)
     del graph.node[:]
     graph.node.extend(kept)
-    _drop_dead_producers(graph, params)
+    drop_dead_producers(graph, params)
     return {r.region.y: r for r in at_last.values()}

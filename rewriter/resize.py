@@ -164,12 +164,19 @@ class ResizeSemantics:
         # ORT's rank-1 nearest kernel is the only one without the scale==1 shortcut (handled above anyway).
         return ort_axis_weights(self.axis_rule(axis), info.n, info.m, info.scale, identity_when_unscaled=self.rank > 1 or self.mode != "nearest")  # type: ignore[arg-type]
 
+    def lengths(self, axis: int) -> tuple[int, int]:
+        """Input and output length of a resolved axis."""
+        info = self.axes_info[axis]
+        if not (isinstance(info.n, int) and isinstance(info.m, int)):
+            raise ValueError(f"axis {axis} of {self.name} is not resolved")
+        return info.n, info.m
+
     def grid_slack(self, axis: int) -> float:
         """ORT's own float32 rounding of this axis's grid (``sampling.grid_conditioning``; 0 if not resized)."""
         info = self.axes_info[axis]
         if axis not in self.resized_axes or not info.resolved:
             return 0.0
-        return grid_conditioning(self.axis_rule(axis), int(info.n), int(info.m), float(info.scale))  # type: ignore[arg-type]
+        return grid_conditioning(self.axis_rule(axis), *self.lengths(axis), float(info.scale))  # type: ignore[arg-type]
 
     def oversized_axis(self) -> str | None:
         """A description of the first resized axis too large to analyse, if any."""

@@ -19,7 +19,7 @@ SOURCE_KEY = "rewriter.source"
 _PLACEHOLDER_DOMAIN = "rewriter.pending"  # hides freshly emitted nodes from onnx's version converter
 
 
-def _unique_names(view: ModelView) -> set[str]:
+def unique_names(view: ModelView) -> set[str]:
     names: set[str] = set()
 
     def walk(graph: onnx.GraphProto) -> None:
@@ -40,7 +40,7 @@ def _unique_names(view: ModelView) -> set[str]:
 def splice(view: ModelView, contexts: list[NodeContext], emitted: dict[int, Subgraph]) -> dict[int, Subgraph]:
     """Replace each rewritten node by its subgraph in the model's own graphs, each emitted node stamped with
     the rules that made it (``metadata_props``); returns the subgraphs with their final names, by context."""
-    taken = _unique_names(view)
+    taken = unique_names(view)
     placed: dict[int, Subgraph] = {}
     by_scope: dict[int, list[NodeContext]] = {}
     for ctx in contexts:
@@ -66,7 +66,7 @@ def splice(view: ModelView, contexts: list[NodeContext], emitted: dict[int, Subg
             graph.initializer.extend(sub.tensors)
             if view.model.ir_version < 4:  # IR 3 requires every initializer to be a graph input too
                 graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in sub.tensors)
-        _drop_dead_producers(graph, replaced_inputs)
+        drop_dead_producers(graph, replaced_inputs)
     return placed
 
 
@@ -95,7 +95,7 @@ def _rename_fresh(sub: Subgraph, keep: set[str], taken: set[str]) -> Subgraph:
     return sub
 
 
-def _drop_dead_producers(graph: onnx.GraphProto, candidates: list[str]) -> None:
+def drop_dead_producers(graph: onnx.GraphProto, candidates: list[str]) -> None:
     """Remove what only fed the replaced nodes' roi/scales/sizes (Shape subgraphs, constants), nothing else."""
     pending = set(candidates)
     while True:

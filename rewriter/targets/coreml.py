@@ -122,8 +122,7 @@ class CoreMLTarget(PortableFallback, Target):
         return None
 
     def naive_weights(self, sem: ResizeSemantics, axis: int) -> AxisWeights | None:
-        info = sem.axes_info[axis]
-        n, m = int(info.n), int(info.m)  # type: ignore[arg-type]
+        n, m = sem.lengths(axis)
         if sem.mode == "nearest":
             return integer_repeat(n, m)
         if sem.mode == "linear":

@@ -89,7 +89,7 @@ class OnnxTarget(Target):
         # onnx's version converter (Resize 10 -> 11) leaves the opset-11 defaults: half_pixel, round_prefer_floor.
         info = sem.axes_info[axis]
         rule = AxisRule(sem.mode, "half_pixel", "round_prefer_floor")
-        return ort_axis_weights(rule, int(info.n), int(info.m), float(F32(info.scale)))  # type: ignore[arg-type]
+        return ort_axis_weights(rule, *sem.lengths(axis), float(F32(info.scale)))  # type: ignore[arg-type]
 
 
 def portable_fallback(sem: ResizeSemantics) -> str | None:

@@ -40,7 +40,7 @@ def float32_weights(sem: ResizeSemantics, **changes: object) -> dict[int, AxisWe
     for axis in out:
         rule = replace(sem.axis_rule(axis), **changes)  # type: ignore[arg-type]
         info = sem.axes_info[axis]
-        n, m, s = int(info.n), int(info.m), F32(info.scale)  # type: ignore[arg-type]
+        (n, m), s = sem.lengths(axis), F32(info.scale)  # type: ignore[arg-type]
         if not rule.nearest_mode.startswith("round") or s == F32(1):
             continue
         x = ort_coordinates(rule, n, m, s)

@@ -60,7 +60,7 @@ def weights_as(sem: ResizeSemantics, *, size_ratio: bool = False, **changes: obj
     out = {}
     for axis in sem.resized_axes:
         info = sem.axes_info[axis]
-        n, m = int(info.n), int(info.m)  # type: ignore[arg-type]
+        n, m = sem.lengths(axis)
         rule: AxisRule = replace(sem.axis_rule(axis), **changes)  # type: ignore[arg-type]
         scale = float(F32(m) / F32(n)) if size_ratio else float(info.scale)  # type: ignore[arg-type]
         out[axis] = ort_axis_weights(rule, n, m, scale)

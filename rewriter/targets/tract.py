@@ -55,7 +55,7 @@ def scale_is_size_ratio(sem: ResizeSemantics) -> bool:
 def spec_coordinates(sem: ResizeSemantics, axis: int) -> np.ndarray:
     """The spec's source coordinates on ``axis`` with ``length_resized = n * scale`` (float32)."""
     info = sem.axes_info[axis]
-    n, m, s = int(info.n), int(info.m), F32(info.scale)  # type: ignore[arg-type]
+    (n, m), s = sem.lengths(axis), F32(info.scale)  # type: ignore[arg-type]
     i = np.arange(m, dtype=F32)
     span = F32(n) * s - F32(1)
     if sem.transform == "align_corners":
