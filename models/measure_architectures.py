@@ -7,7 +7,9 @@ Per model:
   ``inexact`` (written but the whole-model check fails), ``refused`` (NotExactError, with its message) or
   ``error`` (any other exception: a bug);
 - ``export_coreml(model, out.mlpackage, verify=True)`` (verified with rewriter's reference evaluator on Linux);
-- ``export_caffe(model, out.prototxt)`` then ``rewriter.caffe.measure_error`` on the recorded input.
+- ``export_caffe(model, out.prototxt)`` then ``rewriter.caffe.measure_error`` on the recorded input (a model with a
+  dynamic batch gets ``input_shapes`` from the recorded input, as the exporter's message advises: Caffe nets declare
+  their input sizes).
 
 Prints one table per family x exporter and the refusal reasons grouped (node names and numbers folded away,
 unsupported ops counted per op type). Needs rewriter (with coremltools for Core ML), onnx, onnxruntime, numpy:
@@ -120,7 +122,13 @@ def coreml_step(path: Path, feeds, expected, tmp: Path) -> dict:
 def caffe_step(path: Path, feeds, expected, tmp: Path) -> dict:
     from rewriter.caffe.exporter import measure_error
 
-    result = rewriter.export_caffe(path, tmp / "model.prototxt")
+    try:
+        result = rewriter.export_caffe(path, tmp / "model.prototxt")
+    except RewriterError as exc:
+        if "has a dynamic shape" not in str(exc):
+            raise
+        # a Caffe net declares its input sizes: a dynamic batch is pinned as the message advises
+        result = rewriter.export_caffe(path, tmp / "model.prototxt", input_shapes={k: v.shape for k, v in feeds.items()})
     _, rel = measure_error(path, result, inputs=feeds)
     if rel > RELATIVE_LIMIT:
         return outcome("inexact", f"relative error {rel:.3g}", rel)

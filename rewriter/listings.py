@@ -132,6 +132,9 @@ def coreml_listing(r: CoreMLExport) -> Listing:
         notes.append(f"verified with {', '.join(r.verified_with)}: max error {r.max_error:.3g} (relative)")
     if (note := opset_note(r.fix)) is not None:
         notes.append(note)
+    if (batch := r.flexible_batch) is not None:
+        notes.append(f"flexible batch 1..{batch.max_batch} (dimension {batch.label!r}) on input{'s' if len(batch.inputs) > 1 else ''} "
+                     f"{', '.join(batch.inputs)}: --max-batch changes the bound, --input-shape pins it")
     title = f"wrote {r.path} ({r.model_format}, {r.deployment_target})"
     return Listing(title, [Column("node"), Column("became")], rows, r.to_json(), notes)
 

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from rewriter.atomic import Staging
+from rewriter.coreml.batch import DEFAULT_MAX_BATCH, PROBES, BatchAxis, batch_input, refusal, translate_flexible
 from rewriter.errors import (
     NotExactError,
     RewriterError,
@@ -43,6 +44,7 @@ FORMATS = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
 PRECISIONS = ("float32", "float16")
 VERIFY_RTOL = 1e-5
 VERIFY_RTOL_FP16 = 1e-2  # float16 compute: every op rounds to 11 bits
+VERIFY_BATCH = 3  # a flexible batch is verified at batch 1 and at this size
 METADATA_SOURCE = "com.github.rewriter.source"
 METADATA_VERSION = "com.github.rewriter.version"
 METADATA_TARGET = "com.github.rewriter.deployment_target"
@@ -61,6 +63,7 @@ class CoreMLExport:
     input_names: dict[str, str] = field(default_factory=dict)  # ONNX name -> Core ML name
     output_names: dict[str, str] = field(default_factory=dict)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    flexible_batch: BatchAxis | None = None  # inputs whose axis 0 is a RangeDim(1, max_batch) in the saved model
     verified_with: list[str] = field(default_factory=list)  # "reference", "coreml" (macOS predict)
     max_error: float | None = None
     # The largest amount by which a native op's documented grid may differ from ORT's weights (ORT's own float32
@@ -80,6 +83,8 @@ class CoreMLExport:
             "warnings": self.warnings,
             "inputs": self.input_names,
             "outputs": self.output_names,
+            "flexible_batch": None if self.flexible_batch is None else {
+                "inputs": list(self.flexible_batch.inputs), "dimension": self.flexible_batch.label, "range": [1, self.flexible_batch.max_batch]},
             "verified_with": self.verified_with,
             "max_error": self.max_error,
             "grid_bound": self.grid_bound,
@@ -140,7 +145,11 @@ def _check_options(output: Path, deployment_target: str, model_format: str, comp
         raise UsageError(f"output {str(output)!r}: a {model_format} model is saved as *{want} (got {output.suffix or 'no extension'!r})")
 
 
-def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None) -> dict[str, tuple[int, ...]]:
+def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None,
+                    max_batch: int) -> tuple[dict[str, tuple[int, ...]], BatchAxis | None]:
+    """Every graph input's static shape (batch 1 on a flexible batch axis), and that axis if there is one: the
+    inputs whose only dynamic dimension is axis 0, all with the same label. Any other dynamic dimension needs
+    ``--input-shape``."""
     from rewriter.graph import check_input_shapes
 
     given = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
@@ -148,6 +157,7 @@ def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, .
         check_input_shapes(model, given)
     initializers = {t.name for t in model.graph.initializer}
     shapes: dict[str, tuple[int, ...]] = {}
+    batch_inputs: dict[str, str] = {}
     for vi in model.graph.input:
         if vi.name in initializers:
             continue
@@ -162,10 +172,17 @@ def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, .
             else:
                 ok = False
                 dims.append(d.dim_param or "?")
+        label = batch_input(vi)
+        if label is not None and label == next(iter(batch_inputs.values()), label):
+            batch_inputs[vi.name] = label
+            shapes[vi.name] = (1, *dims[1:])
+            continue
         if not ok:
             raise dynamic_input_error(vi.name, dims)
         shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
-    return shapes
+    if not batch_inputs:
+        return shapes, None
+    return shapes, BatchAxis(tuple(batch_inputs), next(iter(batch_inputs.values())), max_batch)
 
 
 def _source_name(model: Any) -> str:
@@ -189,6 +206,7 @@ def export_coreml(
     compute_precision: str = "float32",
     verify: bool = False,
     inputs: dict[str, np.ndarray] | None = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> CoreMLExport:
     """Convert ``model`` (ONNX path or ModelProto, or a Keras .keras/.h5/SavedModel path) to Core ML at ``output``.
 
@@ -197,6 +215,9 @@ def export_coreml(
     with ONNX Runtime on the original model (``inputs`` or seeded random data): on macOS with
     ``MLModel.predict``, on every OS with rewriter's reference evaluator of the saved file; above 1e-5
     relative (to max(1, max|ORT output|)) it raises ``VerificationError`` and writes nothing.
+
+    An input whose only dynamic dimension is its batch (axis 0) keeps it flexible: ``RangeDim(1, max_batch)``
+    in the saved model (``rewriter.coreml.batch``); ``input_shapes`` pins it instead.
     """
     from rewriter.coreml.coverage import check_coverage
     from rewriter.fix import fix_model, fix_options
@@ -206,6 +227,8 @@ def export_coreml(
 
     output = Path(output)
     _check_options(output, deployment_target, model_format, compute_precision)
+    if max_batch < 1:
+        raise UsageError(f"--max-batch {max_batch}: expected a positive batch size")
     source = _source_name(model)
 
     # 1. Read the model once, weights included (Keras through tf2onnx); check op coverage before anything else.
@@ -216,14 +239,15 @@ def export_coreml(
     working.CopyFrom(original)  # fix-resize rewrites this copy in place; the original is what --verify compares with
     view = ModelView.build(working, None, input_shapes or None, input_values)
     check_coverage(view, frozenset(name for region in find_regions(view) for name in region.node_names))
-    shapes = {k: v for k, v in _resolve_shapes(original, {**(input_shapes or {}), **{n: a.shape for n, a in view.input_values.items()}}).items()
-              if k not in view.input_values}  # pinned inputs are constants in the Core ML model
+    resolved, batch = _resolve_shapes(original, {**(input_shapes or {}), **{n: a.shape for n, a in view.input_values.items()}}, max_batch)
+    shapes = {k: v for k, v in resolved.items() if k not in view.input_values}  # pinned inputs are constants in the Core ML model
     options = fix_options("coreml", deployment_target=deployment_target, coreml_format=model_format)
     ct = _coremltools()
 
-    # 2. fix-resize for Core ML (same deployment target and format), on the analysis already made.
-    fix = fix_model(view, options, input_shapes=shapes, original=original)
-    fixed_view = ModelView.build(fix.model, None, shapes)
+    # 2. fix-resize for Core ML (same deployment target and format), on the analysis already made; a flexible batch
+    #    stays symbolic there (fix-resize keeps it so: scales, not sizes).
+    fixed_shapes = {k: v for k, v in shapes.items() if batch is None or k not in batch.inputs}
+    fix = fix_model(view, options, input_shapes=fixed_shapes, original=original)
 
     # 3. ONNX -> MIL.
     from coremltools.converters.mil.mil import Program
@@ -233,16 +257,29 @@ def export_coreml(
 
     ios = int(deployment_target.removeprefix("iOS"))
     opset_version = getattr(ct.target, f"iOS{ios}") if model_format == "mlprogram" else getattr(ct.target, f"iOS{min(ios, 14)}")
-    translator = Translator(fixed_view, COREML_OPS, shapes, deployment_target, model_format, opset_version)
+    translators: list[Translator] = []
+
+    def translator_at(size: Any) -> Translator:
+        """The translator with the batch inputs at ``size``: a batch size, or a MIL symbol (then it reads the model
+        at batch 1 and the batch-dependent values are computed at run time: rewriter.coreml.batch)."""
+        symbolic = batch is not None and not isinstance(size, int)
+        static = shapes if batch is None else batch.shapes(shapes, 1 if symbolic else size)
+        declared = batch.shapes(shapes, size) if symbolic else static
+        translators.append(Translator(ModelView.build(fix.model, None, static), COREML_OPS, declared, deployment_target,
+                                      model_format, opset_version, batch_symbol=size if symbolic else None))
+        return translators[-1]
+
     try:
         with _quiet():
-            translation = translator.translate()
+            translation = translator_at(None).translate() if batch is None else translate_flexible(translator_at, batch)
     except RewriterError:
         raise
     except Exception as e:  # noqa: BLE001 - MIL type inference refused an op: name it, in one line
-        node = translator.current
+        node = translators[-1].current if translators else None
         where = f"{node.op_type} ({node.name or node.output[0]})" if node is not None else "the graph"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if batch is not None and len(translators) > len(PROBES):
+            raise refusal(where, f"coremltools: {first}", batch.inputs) from None
         raise UnsupportedOpError(f"unsupported ONNX ops for Core ML: {where}: coremltools: {first}") from None
     program = Program()
     program.add_function("main", translation.function)
@@ -252,6 +289,8 @@ def export_coreml(
     kwargs: dict[str, Any] = dict(convert_to=model_format, minimum_deployment_target=opset_version, skip_model_load=True)
     if model_format == "mlprogram":
         kwargs["compute_precision"] = ct.precision.FLOAT16 if compute_precision == "float16" else ct.precision.FLOAT32
+    if batch is not None:
+        kwargs["inputs"] = _input_types(ct, translation, shapes, batch)
     try:
         with _quiet(messages):
             mlmodel = ct.convert(program, **kwargs)
@@ -266,7 +305,7 @@ def export_coreml(
         # The NeuralNetwork backend leaves output shapes out of the description: record the static ones.
         spec = mlmodel.get_spec()
         for desc, var in zip(spec.description.output, translation.function.outputs):
-            shape = [int(d) for d in var.shape]
+            shape = [int(d) if isinstance(d, (int, np.integer)) else 1 for d in var.shape]  # a flexible batch: its default
             if desc.type.WhichOneof("Type") == "multiArrayType" and not len(desc.type.multiArrayType.shape) and shape:
                 desc.type.multiArrayType.shape.extend(shape)
         with _quiet(messages):
@@ -282,7 +321,7 @@ def export_coreml(
         with _quiet(messages):
             mlmodel.save(str(staged))
         export = CoreMLExport(path=output, fix=fix, resize_ops=[], model_format=model_format, deployment_target=deployment_target,
-                              input_shapes=shapes)
+                              input_shapes=shapes, flexible_batch=batch)
         export.warnings.extend(translation.warnings)
         export.warnings.extend(_relevant(messages))
 
@@ -295,10 +334,30 @@ def export_coreml(
 
         # 6. Numbers.
         if verify:
-            _verify(export, original, ref, staged, shapes, {**view.input_values, **(inputs or {})}, compute_precision)
+            feeds = _feeds(shapes, {**view.input_values, **(inputs or {})})
+            if batch is not None and batch.max_batch > 1:  # the flexible batch at another size too
+                feeds += _feeds(batch.shapes(shapes, min(VERIFY_BATCH, batch.max_batch)), dict(view.input_values))
+            _verify(export, original, ref, staged, feeds, compute_precision)
 
         stage.commit()
     return export
+
+
+def _input_types(ct, translation, shapes: dict[str, tuple[int, ...]], batch: BatchAxis) -> list:
+    """coremltools input types for ``ct.convert``: a RangeDim(1, max_batch) on axis 0 of the batch inputs."""
+    types = []
+    for name, var in zip(translation.input_names, translation.function.inputs.values()):
+        shape = shapes[name]
+        if name in batch.inputs:
+            shape = (ct.RangeDim(1, batch.max_batch, 1), *shape[1:])
+        types.append(ct.TensorType(name=var.name, shape=shape, dtype=_np_dtype(var)))
+    return types
+
+
+def _np_dtype(var) -> type:
+    from coremltools.converters.mil.mil import types
+
+    return types.nptype_from_builtin(var.dtype)
 
 
 def _relevant(messages: list[str]) -> list[str]:
@@ -369,47 +428,60 @@ def _check_saved_resizes(export: CoreMLExport, translation, ref, fix: FixResult)
             export.resize_ops.append((node.name, " -> ".join(described[output] for output, _ in node.resize_nodes)))
 
 
-def _random_feeds(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+def _feeds(shapes: dict[str, tuple[int, ...]], given: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+    """One set of inputs: ``given`` ones as they are, seeded random data for the rest."""
     rng = np.random.default_rng(0)
-    return {name: rng.uniform(-1, 1, size=shape).astype(np.float32) for name, shape in shapes.items()}
+    feeds = {k: np.asarray(v, dtype=np.float32) for k, v in given.items()}
+    for name, shape in shapes.items():
+        feeds.setdefault(name, rng.uniform(-1, 1, size=shape).astype(np.float32))
+    return [feeds]
 
 
-def _verify(export: CoreMLExport, original: onnx.ModelProto, ref, staged: Path,
-            shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray] | None, compute_precision: str) -> None:
-    full = original
-    feeds = {k: np.asarray(v, dtype=np.float32) for k, v in (inputs or {}).items()}
-    for k, v in _random_feeds(original, shapes).items():
-        feeds.setdefault(k, v)
-    ort_session = session(full)
-    onnx_out = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
+def _verify(export: CoreMLExport, original: onnx.ModelProto, ref, staged: Path, feed_sets: list[dict[str, np.ndarray]],
+            compute_precision: str) -> None:
+    ort_session = session(original)
     rtol = (VERIFY_RTOL_FP16 if compute_precision == "float16" else VERIFY_RTOL) + export.grid_bound
-    coreml_feeds = {export.input_names[k]: v for k, v in feeds.items() if k in export.input_names}
-
-    worst = 0.0
-    results = {"reference": ref.run(coreml_feeds)}
-    export.verified_with.append("reference")
+    mlmodel = None
     if platform.system() == "Darwin":
         ct = _coremltools()
         try:
             with _quiet():
                 mlmodel = ct.models.MLModel(str(staged))
-                results["coreml"] = mlmodel.predict(coreml_feeds)
-            export.verified_with.append("coreml")
         except Exception as e:  # noqa: BLE001 - e.g. an OS older than the deployment target
-            export.warnings.append(f"verify: MLModel.predict failed on this Mac ({str(e).splitlines()[0] if str(e) else type(e).__name__}); checked with the reference evaluator only")
+            export.warnings.append(f"verify: Core ML could not load the model on this Mac ({_first_line(e)}); checked with the reference evaluator only")
     else:
         export.warnings.append("verify: Core ML prediction needs macOS; checked with rewriter's reference evaluator of the saved file")
-    for who, out in results.items():
-        for onnx_name, coreml_name in export.output_names.items():
-            a = np.asarray(onnx_out[onnx_name], dtype=np.float64)
-            b = np.asarray(out[coreml_name], dtype=np.float64)
-            if a.shape != b.shape:
-                raise VerificationError(f"verify ({who}): output {onnx_name!r} has shape {b.shape} in Core ML, {a.shape} in ONNX Runtime")
-            error = relative_error(a, b)
-            worst = max(worst, error)
-            if not error <= rtol:
-                raise VerificationError(f"verify ({who}): output {onnx_name!r} differs from ONNX Runtime by {error:.3g} (relative, limit {rtol:g})")
+    export.verified_with.append("reference")
+    worst = 0.0
+    for feeds in feed_sets:
+        onnx_out = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
+        coreml_feeds = {export.input_names[k]: v for k, v in feeds.items() if k in export.input_names}
+        results = {"reference": ref.run(coreml_feeds)}
+        if mlmodel is not None:
+            try:
+                with _quiet():
+                    results["coreml"] = mlmodel.predict(coreml_feeds)
+                if "coreml" not in export.verified_with:
+                    export.verified_with.append("coreml")
+            except Exception as e:  # noqa: BLE001 - e.g. an OS older than the deployment target
+                export.warnings.append(f"verify: MLModel.predict failed on this Mac ({_first_line(e)}); checked with the reference evaluator only")
+                mlmodel = None
+        batch = "" if len(feed_sets) == 1 else f" at input shapes {', '.join('x'.join(map(str, v.shape)) for v in feeds.values())}"
+        for who, out in results.items():
+            for onnx_name, coreml_name in export.output_names.items():
+                a = np.asarray(onnx_out[onnx_name], dtype=np.float64)
+                b = np.asarray(out[coreml_name], dtype=np.float64)
+                if a.shape != b.shape:
+                    raise VerificationError(f"verify ({who}): output {onnx_name!r} has shape {b.shape} in Core ML, {a.shape} in ONNX Runtime{batch}")
+                error = relative_error(a, b)
+                worst = max(worst, error)
+                if not error <= rtol:
+                    raise VerificationError(f"verify ({who}): output {onnx_name!r} differs from ONNX Runtime by {error:.3g} (relative, limit {rtol:g}){batch}")
     export.max_error = worst
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 __all__ = ["FORMATS", "CoreMLExport", "export_coreml"]

@@ -70,8 +70,8 @@ def sanitize(name: str) -> str:
 class Translator:
     """One MIL function from the main graph of a ModelView (see the module docstring)."""
 
-    def __init__(self, view: ModelView, ops: OpRegistry, input_shapes: dict[str, tuple[int, ...]],
-                 deployment_target: str, model_format: str, opset_version: Any) -> None:
+    def __init__(self, view: ModelView, ops: OpRegistry, input_shapes: dict[str, tuple[Any, ...]],
+                 deployment_target: str, model_format: str, opset_version: Any, batch_symbol: Any = None) -> None:
         from coremltools.converters.mil import Builder as mb
 
         self.mb = mb
@@ -80,6 +80,9 @@ class Translator:
         self.scope: Scope = view.scopes[0]
         self.graph = self.scope.source if self.scope.source is not None else view.model.graph
         self.input_shapes = input_shapes
+        # A symbolic batch (rewriter.coreml.batch): ``view`` holds the values of batch 1, so shapes read as batch 1
+        # too; the values that depend on it are computed at run time by the caller.
+        self.batch_symbol = batch_symbol
         self.deployment_target = deployment_target
         self.ios = int(deployment_target.removeprefix("iOS"))
         self.model_format = model_format
@@ -158,6 +161,9 @@ class Translator:
         if isinstance(v, np.ndarray):
             return tuple(v.shape)
         shape = tuple(v.shape)
+        if self.batch_symbol is not None:
+            shape = tuple(d if isinstance(d, (int, np.integer)) else d.subs(self.batch_symbol, 1) for d in shape)
+            shape = tuple(int(d) if isinstance(d, (int, np.integer)) or d.is_Integer else d for d in shape)
         if not all(isinstance(d, (int, np.integer)) for d in shape):
             raise UsageError(f"tensor {name!r} has a dynamic shape {shape} in Core ML: pass static input shapes")
         return tuple(int(d) for d in shape)

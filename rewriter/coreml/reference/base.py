@@ -74,6 +74,15 @@ class ReferenceModel:
     def metadata(self) -> dict[str, str]:
         return dict(self.spec.description.metadata.userDefined)
 
+    def accepts(self, name: str, shape: tuple[int, ...]) -> bool:
+        """``shape`` is the input's declared shape, or within its declared ranges (a flexible dimension)."""
+        array = next(i.type.multiArrayType for i in self.spec.description.input if i.name == name)
+        ranges = array.shapeRange.sizeRanges
+        if not ranges:
+            return not array.shape or tuple(shape) == tuple(int(s) for s in array.shape)
+        return len(shape) == len(ranges) and all(r.lowerBound <= n and (r.upperBound < 0 or n <= r.upperBound)
+                                                 for n, r in zip(shape, ranges))
+
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 

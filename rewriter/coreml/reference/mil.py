@@ -57,13 +57,18 @@ class MILModel(ReferenceModel):
         dtype = _MIL_DTYPES.get(self._pb.DataType.Name(t.dataType))
         if dtype is None:
             raise UndocumentedError(f"MIL data type {self._pb.DataType.Name(t.dataType)}")
-        dims = []
-        for d in t.dimensions:
-            if d.WhichOneof("dimension") != "constant":
-                dims = None
-                break
-            dims.append(int(d.constant.size))
-        return dtype, (tuple(dims) if dims is not None else None)
+        dims = self._dims(value_type)
+        return dtype, (None if None in dims else dims)  # type: ignore[return-value]
+
+    @staticmethod
+    def _dims(value_type) -> tuple[int | None, ...]:
+        """The declared dimensions, None for a flexible one (a symbolic batch)."""
+        return tuple(int(d.constant.size) if d.WhichOneof("dimension") == "constant" else None
+                     for d in value_type.tensorType.dimensions)
+
+    @staticmethod
+    def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...]) -> bool:
+        return len(shape) == len(dims) and all(d is None or d == n for n, d in zip(shape, dims))
 
     def _blob(self, file_name: str):
         from coremltools.libmilstoragepython import _BlobStorageReader
@@ -134,10 +139,10 @@ class MILModel(ReferenceModel):
         for inp in self.function.inputs:
             if inp.name not in feeds:
                 raise KeyError(f"missing input {inp.name!r}")
-            dtype, shape = self._dtype(inp.type)
+            dtype, _ = self._dtype(inp.type)
             x = np.asarray(feeds[inp.name]).astype(dtype)
-            if shape is not None and tuple(x.shape) != shape:
-                raise ValueError(f"input {inp.name!r} has shape {x.shape}, the model wants {shape}")
+            if not (self._fits(x.shape, dims := self._dims(inp.type)) and self.accepts(inp.name, x.shape)):
+                raise ValueError(f"input {inp.name!r} has shape {x.shape}, the model wants {dims}")
             env[inp.name] = x
         for op in self.block.operations:
             if op.type == "const":
@@ -150,25 +155,25 @@ class MILModel(ReferenceModel):
             result = impl(args)
             results = result if isinstance(result, (list, tuple)) else [result]
             for out, r in zip(op.outputs, results):
-                dtype, shape = self._dtype(out.type)
+                dtype, _ = self._dtype(out.type)
                 r = np.asarray(r)
                 if dtype is not object:
                     r = r.astype(dtype)
-                if shape is not None and tuple(r.shape) != shape:
-                    raise UndocumentedError(f"{op.type} {out.name!r}: reference shape {r.shape} != declared {shape}")
+                if not self._fits(r.shape, dims := self._dims(out.type)):
+                    raise UndocumentedError(f"{op.type} {out.name!r}: reference shape {r.shape} != declared {dims}")
                 env[out.name] = r
         return {name: env[name] for name in self.block.outputs}
 
     def resize_ops(self, input_shapes: dict[str, tuple[int, ...]] | None = None) -> list[ResizeOp]:
         """Every resize op with its matrices, from the saved parameters (ML programs record every shape)."""
-        shapes: dict[str, tuple[int, ...]] = {}
+        shapes: dict[str, tuple[int | None, ...]] = {}
         for inp in self.function.inputs:
-            shapes[inp.name] = self._dtype(inp.type)[1] or ()
+            shapes[inp.name] = self._dims(inp.type)
         found = []
         env: dict[str, Any] = {}
         for op in self.block.operations:
             for out in op.outputs:
-                shapes[out.name] = self._dtype(out.type)[1] or ()
+                shapes[out.name] = self._dims(out.type)
             if op.type == "const":
                 env[op.outputs[0].name] = self.value(op.attributes["val"])
                 continue
@@ -186,6 +191,8 @@ class MILModel(ReferenceModel):
                 else:
                     raise UndocumentedError(f"{op.type}: parameter {key!r} is not a constant")
             x_shape = shapes[args["x"]]
+            if len(x_shape) < 2 or None in x_shape[-2:]:
+                raise UndocumentedError(f"{op.type}: the spatial size of its input {args['x']!r} is not declared")
             params = {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v) for k, v in args.items() if k != "x"}
             wh, ww = MIL_RESIZE_WEIGHTS[op.type](params, int(x_shape[-2]), int(x_shape[-1]))
             name = self.value(op.attributes["name"]) if "name" in op.attributes else op.outputs[0].name

@@ -33,7 +33,7 @@ class NNModel(ReferenceModel):
         env: dict[str, np.ndarray] = {}
         for name, shape in self._input_shapes().items():
             x = np.asarray(feeds[name], dtype=np.float32)
-            if shape and tuple(x.shape) != shape:
+            if not self.accepts(name, x.shape):
                 raise ValueError(f"input {name!r} has shape {x.shape}, the model wants {shape}")
             env[name] = x
         for layer in self.layers:
