@@ -98,15 +98,18 @@ def first_line(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- torch export
-EXPORTS = (("ts11", "ts", 11), ("ts17", "ts", 17), ("dynamo", "dynamo", None))
+# (file suffix, exporter, opset, dynamic batch): the batch-dynamic exports are how most models are shipped
+# (``dynamic_axes={"image": {0: "batch"}}``; the dynamo exporter's ``Dim("batch")``).
+EXPORTS = (("ts11", "ts", 11, False), ("ts17", "ts", 17, False), ("dynamo", "dynamo", None, False),
+           ("ts17_dynbatch", "ts", 17, True), ("dynamo_dynbatch", "dynamo", None, True))
 
 
 def export_torch(model, inputs: dict[str, np.ndarray], output_names: list[str], *, stem: str, family: str,
                  arch: str, source: str, config: str, script: str, exports=EXPORTS):
     """Export ``model`` with each of ``exports``; return (entries, failures, files written).
 
-    ``model(*inputs)`` must return a tensor or a tuple of tensors named ``output_names``. Static shapes; the
-    exports share one ``<stem>.io.npz``; the dynamo exports keep their weights inline (like the other dynamo
+    ``model(*inputs)`` must return a tensor or a tuple of tensors named ``output_names``. Static shapes, or a
+    dynamic batch (axis 0 of every input and output); the exports share one ``<stem>.io.npz``; the dynamo exports keep their weights inline (like the other dynamo
     fixtures) and have the machine paths of their recorded stack traces scrubbed.
     """
     import onnxscript
@@ -121,22 +124,25 @@ def export_torch(model, inputs: dict[str, np.ndarray], output_names: list[str], 
         raise RuntimeError(f"{stem}: {len(outs)} outputs, {len(output_names)} names")
     expected = {n: o.detach().numpy() for n, o in zip(output_names, outs)}
     entries, failures, written = [], [], set()
-    for suffix, kind, opset in exports:
+    for suffix, kind, opset, dynamic_batch in exports:
         name = f"{stem}_{suffix}"
         path = ARCH_DIR / f"{name}.onnx"
         try:
             with fc.quiet():
                 if kind == "ts":
+                    axes = {n: {0: "batch"} for n in [*inputs, *output_names]} if dynamic_batch else None
                     torch.onnx.export(model, args, str(path), dynamo=False, opset_version=opset,
-                                      input_names=list(inputs), output_names=output_names)
+                                      input_names=list(inputs), output_names=output_names, dynamic_axes=axes)
                     exporter = f"torch.onnx TorchScript {version} opset {opset}"
                 else:
+                    batch = torch.export.Dim("batch", min=1, max=64)
+                    shapes = tuple({0: batch} for _ in inputs) if dynamic_batch else None  # by position: arg names vary
                     prog = torch.onnx.export(model, args, dynamo=True, verbose=False, input_names=list(inputs),
-                                             output_names=output_names)
+                                             output_names=output_names, dynamic_shapes=shapes)
                     strip_debug_metadata(prog.model)
                     prog.save(str(path), external_data=False)
                     exporter = f"torch.onnx dynamo {version} (onnxscript {onnxscript.__version__})"
-            notes = "static shapes; random weights"
+            notes = ("dynamic batch" if dynamic_batch else "static shapes") + "; random weights"
             if kind == "dynamo":
                 notes += ("; the exporter's per-node debug metadata (stack traces, fx node names, class hierarchy, "
                           "name scopes) removed to keep the file small (graph untouched)")
@@ -147,13 +153,15 @@ def export_torch(model, inputs: dict[str, np.ndarray], output_names: list[str], 
                 f.unlink(missing_ok=True)
             reason = first_line(exc)
             print(f"  {name}: NOT PRODUCED ({reason})")
-            failures.append({"stem": name, "family": family, "arch": arch, "exporter_kind": kind, "opset": opset,
+            failures.append({"stem": name, "family": family, "arch": arch,
+                             "exporter_kind": kind + ("+N" if dynamic_batch else ""), "opset": opset,
                              "reason": reason, "script": script})
             continue
         # every export of a model has the same input and framework output: one .io.npz per model
         (ARCH_DIR / entry["io"]).replace(ARCH_DIR / f"{stem}.io.npz")
         entry["io"] = f"{stem}.io.npz"
-        entry = arch_entry(entry, family=family, exporter_kind=kind, opset=entry["opset"], arch=arch, config=config)
+        entry = arch_entry(entry, family=family, exporter_kind=kind + ("+N" if dynamic_batch else ""), opset=entry["opset"],
+                           arch=arch, config=config)
         entries.append(entry)
         written.update(Path(f).name for f in [entry["file"], entry["io"], *entry["data_files"]])
     return entries, failures, written

@@ -222,5 +222,5 @@ def _input_shape_lost(name: str, shape: tuple[Dim, ...] | None) -> Lost:
     named = ", ".join(repr(d) if isinstance(d, str) else str(k) for k, d in loose)
     kind = "symbolic" if all(isinstance(d, str) for _, d in loose) else "not fixed"
     plural = len(loose) > 1
-    dims = "x".join(str(d) if isinstance(d, (int, str)) else f"D{k}" for k, d in enumerate(shape))
+    dims = "x".join(str(d) if isinstance(d, int) else "1" for d in shape)  # an example that runs as written
     return Lost(f"depends on input {name!r} dimension{'s' if plural else ''} {named}, which {'are' if plural else 'is'} {kind}", fix=f"pass --input-shape {name}={dims}")

@@ -107,26 +107,51 @@ def test_batch_dependent_reshape_is_computed_at_run_time(tmp_path: Path) -> None
     assert _at_batches(export, path, batches=(1, 3, 7)) <= 1e-5  # a baked [1, -1] would fail at batch 3
 
 
-def _batch_sized_constant() -> onnx.ModelProto:
-    """x[N,2,5,7] + ConstantOfShape(Shape(x)): a float tensor as large as the batch, which Core ML gets as a constant."""
-    value = oh.make_tensor("v", TP.FLOAT, [1], [0.5])
-    nodes = [oh.make_node("Shape", ["x"], ["s"]), oh.make_node("ConstantOfShape", ["s"], ["c"], value=value),
-             oh.make_node("Add", ["x", "c"], ["a"]),
+def _batch_index_constant() -> onnx.ModelProto:
+    """x[N,2,5,7] + Range(0, N) per sample: a float tensor that differs from row to row, which Core ML would get as
+    a constant of N rows (a row repeated N times, like an expanded class token, is computed at run time)."""
+    nodes = [oh.make_node("Shape", ["x"], ["s"]), oh.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             oh.make_node("Range", ["zero", "n", "one"], ["r"]), oh.make_node("Cast", ["r"], ["rf"], to=TP.FLOAT),
+             oh.make_node("Reshape", ["rf", "column"], ["c"]), oh.make_node("Add", ["x", "c"], ["a"]),
              oh.make_node("Resize", ["a", "", "scales"], ["y"], mode="nearest")]
+    inits = [nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array(1, np.int64), "one"),
+             nh.from_array(np.array([-1, 1, 1, 1], np.int64), "column"), nh.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
     graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
-                          [oh.make_tensor_value_info("y", TP.FLOAT, None)],
-                          [nh.from_array(np.array([1, 1, 2, 2], np.float32), "scales")])
+                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
     return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
+def _expanded_token() -> onnx.ModelProto:
+    """A learned row expanded to the batch and concatenated (ViT's class token): computed from the run-time batch."""
+    nodes = [oh.make_node("Shape", ["x"], ["s"]), oh.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             oh.make_node("Unsqueeze", ["n", "axes"], ["n1"]), oh.make_node("Concat", ["n1", "rest"], ["target"], axis=0),
+             oh.make_node("Expand", ["token", "target"], ["t"]), oh.make_node("Concat", ["t", "x"], ["c"], axis=1),
+             oh.make_node("Resize", ["c", "", "scales"], ["y"], mode="linear")]
+    inits = [nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array([0], np.int64), "axes"),
+             nh.from_array(np.array([1, 5, 7], np.int64), "rest"),
+             nh.from_array(np.random.default_rng(1).standard_normal((1, 1, 5, 7)).astype(np.float32), "token"),
+             nh.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
+def test_a_row_expanded_to_the_batch_is_computed_at_run_time(tmp_path: Path) -> None:
+    path = tmp_path / "token.onnx"
+    onnx.save(_expanded_token(), path)
+    export = export_coreml(path, tmp_path / "m.mlpackage", verify=True)
+    assert export.flexible_batch is not None
+    assert _at_batches(export, path, batches=(1, 4)) <= 1e-5
 
 
 def test_what_cannot_follow_the_batch_is_refused_and_the_advice_works(tmp_path: Path, capsys) -> None:
     path = tmp_path / "const.onnx"
-    onnx.save(_batch_sized_constant(), path)
+    onnx.save(_batch_index_constant(), path)
     out = tmp_path / "m.mlpackage"
     with pytest.raises(UsageError) as info:
         export_coreml(path, out)
     message = str(info.value)
-    assert "\n" not in message and "depends on the batch size" in message and "--input-shape x=1x..." in message
+    assert "\n" not in message and "depends on the batch size" in message and message.endswith("pin the batch with --input-shape x=1x2x5x7")
     assert not out.exists()
     code, stdout, stderr = run_cli(["export", "coreml", str(path), "-o", str(out), "--input-shape", "x=1x2x5x7", "--verify"], capsys)
     assert code == 0, stderr
@@ -138,3 +163,13 @@ def test_cli_says_the_batch_is_flexible(tmp_path: Path, capsys) -> None:
                                     "--max-batch", "8", "--format", "plain"], capsys)
     assert code == 0, stderr
     assert "flexible batch 1..8 (dimension 'N') on input image" in stdout
+
+
+# Real architectures exported with a dynamic batch: a shape lost through batch arithmetic (fix-resize needs the batch
+# static: fixed at each probe size), a class token expanded to the batch (ViT encoder), a Split of qkv across the batch.
+@pytest.mark.parametrize("name", ["smp_segformer_ts17_dynbatch", "smp_dpt_ts17_dynbatch", "yolov8n_detect_ts17_dynbatch"])
+def test_real_architectures_keep_a_flexible_batch(name: str, tmp_path: Path) -> None:
+    path = MODELS / "architectures" / f"{name}.onnx"
+    export = export_coreml(path, tmp_path / "m.mlpackage")
+    assert export.flexible_batch is not None
+    assert _at_batches(export, path, batches=(1, 2)) <= 1e-5

@@ -271,9 +271,9 @@ def test_symbolic_spatial_dims_name_the_pad_and_ask_for_input_shape() -> None:
     scope, _, sem = the_resize(view)
     assert not sem.resolved
     (problem,) = sem.problems
-    assert "'pad_3'" in problem and "its input 'pads_i' depends on input 'x' dimension 'H', which is symbolic" in problem and "--input-shape x=1x3xHxW" in problem
+    assert "'pad_3'" in problem and "its input 'pads_i' depends on input 'x' dimension 'H', which is symbolic" in problem and "--input-shape x=1x3x1x1" in problem
     lost = view.lost(scope, "padded", "shape")
-    assert (lost.node, lost.op) == ("pad_3", "Pad") and lost.fix == "pass --input-shape x=1x3xHxW"
+    assert (lost.node, lost.op) == ("pad_3", "Pad") and lost.fix == "pass --input-shape x=1x3x1x1"
     # With the input shape, everything resolves.
     _, _, sem = the_resize(ModelView.build(model, None, {"x": (1, 3, 15, 17)}))
     assert sem.resolved and sem.output_shape == (1, 3, 34, 38)
@@ -285,7 +285,7 @@ def test_symbolic_shapes_blame_the_input_not_the_reshape() -> None:
     scope = view.scopes[0]
     assert scope.lookup_shape("g_back") == ("N", 8, "H", "W")  # Reshape(., Shape(x)) keeps the symbols
     lost = view.lost(scope, "g_back", "shape")
-    assert lost.node is None and lost.fix == "pass --input-shape x=Nx8xHxW" and "'N', 'H', 'W', which are symbolic" in lost.reason
+    assert lost.node is None and lost.fix == "pass --input-shape x=1x8x1x1" and "'N', 'H', 'W', which are symbolic" in lost.reason
 
 
 def test_data_dependent_shape_names_the_first_lost_node() -> None:

@@ -25,7 +25,14 @@ import numpy as np
 import onnx
 
 from rewriter.atomic import Staging
-from rewriter.coreml.batch import DEFAULT_MAX_BATCH, PROBES, BatchAxis, batch_input, refusal, translate_flexible
+from rewriter.coreml.batch import (
+    DEFAULT_MAX_BATCH,
+    PROBES,
+    BatchAxis,
+    batch_input,
+    refusal,
+    translate_flexible,
+)
 from rewriter.errors import (
     NotExactError,
     RewriterError,
@@ -182,7 +189,7 @@ def _resolve_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, .
         shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
     if not batch_inputs:
         return shapes, None
-    return shapes, BatchAxis(tuple(batch_inputs), next(iter(batch_inputs.values())), max_batch)
+    return shapes, BatchAxis(tuple((name, shapes[name]) for name in batch_inputs), next(iter(batch_inputs.values())), max_batch)
 
 
 def _source_name(model: Any) -> str:
@@ -247,7 +254,18 @@ def export_coreml(
     # 2. fix-resize for Core ML (same deployment target and format), on the analysis already made; a flexible batch
     #    stays symbolic there (fix-resize keeps it so: scales, not sizes).
     fixed_shapes = {k: v for k, v in shapes.items() if batch is None or k not in batch.inputs}
-    fix = fix_model(view, options, input_shapes=fixed_shapes, original=original)
+    fixed_at: dict[int, FixResult] = {}  # a flexible batch that fix-resize needs static: fixed at each probe size
+    try:
+        fix = fix_model(view, options, input_shapes=fixed_shapes, original=original)
+    except NotExactError:
+        if batch is None:
+            raise
+        for size in PROBES:
+            copy = onnx.ModelProto()
+            copy.CopyFrom(original)
+            at = batch.shapes(shapes, size)
+            fixed_at[size] = fix_model(ModelView.build(copy, None, at, input_values), options, input_shapes=at, original=original)
+        fix = fixed_at[PROBES[0]]
 
     # 3. ONNX -> MIL.
     from coremltools.converters.mil.mil import Program
@@ -265,7 +283,8 @@ def export_coreml(
         symbolic = batch is not None and not isinstance(size, int)
         static = shapes if batch is None else batch.shapes(shapes, 1 if symbolic else size)
         declared = batch.shapes(shapes, size) if symbolic else static
-        translators.append(Translator(ModelView.build(fix.model, None, static), COREML_OPS, declared, deployment_target,
+        model = fixed_at[1 if symbolic else size].model if fixed_at else fix.model
+        translators.append(Translator(ModelView.build(model, None, static), COREML_OPS, declared, deployment_target,
                                       model_format, opset_version, batch_symbol=size if symbolic else None))
         return translators[-1]
 
@@ -279,7 +298,7 @@ def export_coreml(
         where = f"{node.op_type} ({node.name or node.output[0]})" if node is not None else "the graph"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if batch is not None and len(translators) > len(PROBES):
-            raise refusal(where, f"coremltools: {first}", batch.inputs) from None
+            raise refusal(where, f"coremltools: {first}", batch) from None
         raise UnsupportedOpError(f"unsupported ONNX ops for Core ML: {where}: coremltools: {first}") from None
     program = Program()
     program.add_function("main", translation.function)

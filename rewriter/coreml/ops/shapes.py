@@ -121,14 +121,16 @@ def split(t: Translator, node: onnx.NodeProto):
     if len(sizes) == 1:
         return [t.mb.identity(x=t.var(node.input[0]), name=names[0])]
     # split names its outputs <name>_0, <name>_1...: slice instead so each output keeps its ONNX name.
+    # The other axes are taken whole by end_mask, not by their length: no size but the split axis's is baked in.
     outs = []
     start = 0
     x = t.var(node.input[0])
+    whole = [k != axis for k in range(len(xs))]
     for k, s in enumerate(sizes):
         begin = [0] * len(xs)
-        end = list(xs)
+        end = [0] * len(xs)
         begin[axis], end[axis] = start, start + s
-        outs.append(t.mb.slice_by_index(x=x, begin=begin, end=end, name=names[k]))
+        outs.append(t.mb.slice_by_index(x=x, begin=begin, end=end, begin_mask=whole, end_mask=whole, name=names[k]))
         start += s
     return outs
 
@@ -146,7 +148,8 @@ def _gather_each(t: Translator, node: onnx.NodeProto, x, tables: list[tuple[int,
 def slice_(t: Translator, node: onnx.NodeProto):
     xs = t.shape(node.input[0])
     rank = len(xs)
-    begin, end, stride = [0] * rank, list(xs), [1] * rank
+    # Axes the node does not slice are taken whole by end_mask, not by their length (no size baked in).
+    begin, end, stride, whole = [0] * rank, [0] * rank, [1] * rank, [True] * rank
     gathers = []
     for ax in slice_axes(node, t.opset, rank, t.const_input(node)):
         a = ax.axis
@@ -154,12 +157,12 @@ def slice_(t: Translator, node: onnx.NodeProto):
         if step < 0:
             gathers.append((a, np.arange(lo, hi, step)))
             continue
-        begin[a], end[a], stride[a] = lo, max(hi, lo), step
+        begin[a], end[a], stride[a], whole[a] = lo, max(hi, lo), step, False
     x = t.var(node.input[0])
     if not gathers:
-        return t.mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, name=t.out_name(node))
-    if begin != [0] * rank or end != list(xs) or stride != [1] * rank:
-        x = t.mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, name=t.tmp_name(node, "slice"))
+        return t.mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, begin_mask=whole, end_mask=whole, name=t.out_name(node))
+    if not all(whole):
+        x = t.mb.slice_by_index(x=x, begin=begin, end=end, stride=stride, begin_mask=whole, end_mask=whole, name=t.tmp_name(node, "slice"))
     return _gather_each(t, node, x, gathers, "rev")
 
 
@@ -178,10 +181,9 @@ def gather(t: Translator, node: onnx.NodeProto):
     idx = np.where(idx < 0, idx + xs[axis], idx).astype(np.int32)
     if idx.ndim == 0:
         y = t.mb.gather(x=x, indices=idx.reshape(1), axis=axis, name=t.tmp_name(node, "gather"))
-        out = list(xs[:axis]) + list(xs[axis + 1:])
-        if not out:
+        if len(xs) == 1:
             return t.mb.squeeze(x=y, name=t.out_name(node))
-        return t.mb.reshape(x=y, shape=np.array(out, dtype=np.int32), name=t.out_name(node))
+        return t.mb.squeeze(x=y, axes=[axis], name=t.out_name(node))
     return t.mb.gather(x=x, indices=idx, axis=axis, name=t.out_name(node))
 
 

@@ -306,6 +306,7 @@ def _mil_floor_div(x, y):
 MIL_OPS: dict[str, Callable[[dict], Any]] = {
     "identity": lambda a: a["x"],
     "shape": lambda a: np.array(np.shape(a["x"]), np.int32),
+    "fill": lambda a: np.full(tuple(int(d) for d in np.atleast_1d(a["shape"])), a.get("value", 0.0)),
     "conv": _mil_conv,
     "conv_transpose": _mil_conv_transpose,
     "max_pool": _mil_pool("max"),
