@@ -487,6 +487,8 @@ def _merge(old: tuple[Dim, ...] | None, new: tuple[Dim, ...]) -> tuple[Dim, ...]
 def _shape_from_value_input(node: onnx.NodeProto, shape_of, value_of) -> tuple[Dim, ...] | None:
     """Output shapes that a known (possibly symbolic) shape vector decides, beyond what onnx infers symbolically."""
     op = node.op_type
+    if op == "Resize":
+        return _resize_sizes(node, shape_of, value_of)
     if op not in ("Reshape", "Expand", "ConstantOfShape"):
         return None
     v = value_of(0 if op == "ConstantOfShape" else 1)
@@ -501,6 +503,27 @@ def _shape_from_value_input(node: onnx.NodeProto, shape_of, value_of) -> tuple[D
     if op == "Expand":
         return _broadcast(data, tuple(target))  # type: ignore[arg-type]
     return _reshape(data, target, bool(_attr(node, "allowzero", 0)))  # type: ignore[arg-type]
+
+
+def _resize_sizes(node: onnx.NodeProto, shape_of, value_of) -> tuple[Dim, ...] | None:
+    """A Resize's output shape is its ``sizes`` (a symbolic batch kept: sizes [N, C, 2H, 2W] from Shape arithmetic),
+    on its ``axes`` when it has them; other aspect-ratio policies than stretch are left to shape inference."""
+    if len(node.input) < 4 or not node.input[3] or _attr(node, "keep_aspect_ratio_policy", b"stretch") not in (b"stretch", "stretch"):
+        return None
+    v = value_of(3)
+    sizes = _as_items(v) if v is not None else None
+    if sizes is None:
+        return None
+    axes = _attr(node, "axes", None)
+    if axes is None:
+        return tuple(sizes)
+    data = shape_of(0)
+    if data is None or len(axes) != len(sizes):
+        return None
+    out = list(data)
+    for axis, size in zip(axes, sizes):
+        out[int(axis) % len(out)] = size
+    return tuple(out)
 
 
 def _broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:

@@ -17,7 +17,8 @@ pytest.importorskip("coremltools")
 
 from rewriter.coreml import export_coreml  # noqa: E402
 from rewriter.coreml import reference  # noqa: E402
-from rewriter.errors import UsageError  # noqa: E402
+from rewriter import fix_resize  # noqa: E402
+from rewriter.errors import NotExactError, UsageError  # noqa: E402
 from tests.cli_helpers import run_cli  # noqa: E402
 from tests.conftest import MODELS  # noqa: E402
 from tests.test_export_coreml import EXT, _ort, _relative  # noqa: E402
@@ -165,8 +166,34 @@ def test_cli_says_the_batch_is_flexible(tmp_path: Path, capsys) -> None:
     assert "flexible batch 1..8 (dimension 'N') on input image" in stdout
 
 
-# Real architectures exported with a dynamic batch: a shape lost through batch arithmetic (fix-resize needs the batch
-# static: fixed at each probe size), a class token expanded to the batch (ViT encoder), a Split of qkv across the batch.
+def _batch_lost_in_arithmetic() -> onnx.ModelProto:
+    """x[N,2,5,7] reshaped to [max(N, 1), 2, 5, 7], then resized to sizes [max(N, 1), 2, 10, 14]: static analysis loses
+    the batch at the Max of a symbol, so the Resize cannot be analysed for any batch."""
+    nodes = [oh.make_node("Shape", ["x"], ["s"]), oh.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             oh.make_node("Max", ["n", "one"], ["m"]), oh.make_node("Unsqueeze", ["m", "axes"], ["m1"]),
+             oh.make_node("Concat", ["m1", "rest"], ["target"], axis=0), oh.make_node("Reshape", ["x", "target"], ["r"]),
+             oh.make_node("Concat", ["m1", "spatial"], ["sizes"], axis=0),
+             oh.make_node("Resize", ["r", "", "", "sizes"], ["y"], mode="linear", coordinate_transformation_mode="align_corners")]
+    inits = [nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array(1, np.int64), "one"),
+             nh.from_array(np.array([0], np.int64), "axes"), nh.from_array(np.array([2, 5, 7], np.int64), "rest"),
+             nh.from_array(np.array([2, 10, 14], np.int64), "spatial")]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
+def test_fix_resize_at_each_probe_batch_when_the_shape_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "lost.onnx"
+    onnx.save(_batch_lost_in_arithmetic(), path)
+    with pytest.raises(NotExactError, match="symbolic"):  # fix-resize cannot analyse it for any batch ...
+        fix_resize(path, "coreml")
+    export = export_coreml(path, tmp_path / "m.mlpackage", verify=True)  # ... so the export fixes it per probe batch
+    assert export.flexible_batch is not None
+    assert _at_batches(export, path, batches=(1, 2, 6)) <= 1e-5
+
+
+# Real architectures exported with a dynamic batch: a Segformer decoder (sizes from batch arithmetic), a class token
+# expanded to the batch (ViT encoder), a Split of qkv across the batch.
 @pytest.mark.parametrize("name", ["smp_segformer_ts17_dynbatch", "smp_dpt_ts17_dynbatch", "yolov8n_detect_ts17_dynbatch"])
 def test_real_architectures_keep_a_flexible_batch(name: str, tmp_path: Path) -> None:
     path = MODELS / "architectures" / f"{name}.onnx"

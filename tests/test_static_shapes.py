@@ -264,6 +264,24 @@ def test_symbolic_batch_still_folds() -> None:
     assert sem.resolved and sem.scales == (1.0, 1.0, 2.0, 2.0) and sem.output_shape == ("N", 8, 30, 34)
 
 
+def test_resize_output_shape_from_symbolic_sizes() -> None:
+    """A Resize whose sizes keep the batch symbolic ([N, 8, 30, 34] from Shape arithmetic) gives that output shape, so a
+    second Resize after it is analysed too (a Segformer decoder with a dynamic batch lost it there)."""
+    nodes, inits = groupnorm_nodes("conv", 8, 2)
+    first = resize_by_shape("gn", opset=11)
+    first[-1].output[0] = "big"
+    second = [oh.make_node("Relu", ["big"], ["relu"], name="relu"),
+              oh.make_node("Resize", ["relu", "r_empty", "half"], ["y"], name="half_resize", mode="linear")]
+    model = make([oh.make_node("Conv", ["x", "w"], ["conv"], name="conv")] + nodes + first + second,
+                 [weight("w", 8, 3, 1, 1), *inits, numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "half")],
+                 x_shape=("N", 3, 15, 17), opset=11)
+    view = ModelView.build(model)
+    scope = view.scopes[0]
+    assert scope.lookup_shape("big") == ("N", 8, 30, 34)
+    sem = describe_node(view, scope, next(n for n in model.graph.node if n.name == "half_resize"))
+    assert sem.resolved and sem.output_shape == ("N", 8, 15, 17)
+
+
 def test_symbolic_spatial_dims_name_the_pad_and_ask_for_input_shape() -> None:
     nodes = same_pad_nodes()
     model = make(nodes + resize_by_shape("padded"), x_shape=(1, 3, "H", "W"))
