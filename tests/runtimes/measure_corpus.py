@@ -299,26 +299,34 @@ def summarize(records: list[dict], runtimes: list[str], skipped: dict[str, str],
             per = r["runtimes"][rt]
             f = r["forms"].get(f"fix-{rt}", {})
             fixc = "refused" if "refused" in f else cell(per.get(f"fix-{rt}"))
-            if per.get("native", {}).get("status") == "exact" and fixc.startswith("exact"):
-                continue
+            nat = per.get("native", {}).get("status")
+            fixs = "refused" if "refused" in f else per.get(f"fix-{rt}", {}).get("status")
+            if "differs" not in (nat, fixs) and (nat == fixs or fixs == "exact"):
+                continue  # both exact, or refused alike by the runtime (grouped below), or fixed
             t = per.get(f"taps-{rt}")
             taps = "" if not t else (f"{t['status']}: {t['local_err']:.3g} over {t['checked']} nodes" if t.get("local_err") is not None
                                      else f"{t['status']}" + (f": {t['error'][:80]}" if t.get("error") else ""))
             lines.append(f"| {rt} | {r['id']} | {cell(per.get('native'))} | {fixc} | {taps} |")
-    lines.append("\n## What the converters refuse, and what fix-resize refuses (grouped)\n")
+    lines.append("\n## What the converters refuse, and what fix-resize refuses (grouped by message)\n")
     for rt in runtimes:
-        groups = defaultdict(list)
+        groups: dict[str, dict] = defaultdict(lambda: {"forms": Counter(), "ids": set()})
         for r in usable:
             for form in ("native", f"fix-{rt}"):
                 v = r["runtimes"][rt].get(form, {})
                 if v.get("status") in ("rejected", "crashed"):
-                    groups[f"{form.split('-')[0]} {v['status']}: {(v.get('error') or '')[:150]}"].append(r["id"])
+                    g = groups[f"{v['status']}: {(v.get('error') or '')[:160]}"]
+                    g["forms"][form.split("-")[0]] += 1
+                    g["ids"].add(r["id"])
             f = r["forms"].get(f"fix-{rt}", {})
             if "refused" in f:
                 for key, _ in reason_keys(f["refused"]):
-                    groups[f"fix-resize refused: {key}"].append(r["id"])
-        for key, ids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-            lines.append(f"- {rt}: {len(ids)} × {key} ({', '.join(sorted(set(ids))[:6])}{', …' if len(set(ids)) > 6 else ''})")
+                    g = groups[f"fix-resize refused: {key}"]
+                    g["forms"]["fix"] += 1
+                    g["ids"].add(r["id"])
+        for key, g in sorted(groups.items(), key=lambda kv: -sum(kv[1]["forms"].values())):
+            ids = sorted(g["ids"])
+            lines.append(f"- {rt}: {key} — native {g['forms']['native']}, fix {g['forms']['fix']} "
+                         f"({', '.join(ids[:6])}{', …' if len(ids) > 6 else ''})")
     return "\n".join(lines) + "\n"
 
 
@@ -425,6 +433,9 @@ def main(argv=None) -> int:
             for r in usable:
                 if r["runtimes"][rt].get(f"fix-{rt}", {}).get("status") != "differs":
                     continue
+                if r["resize_nodes"] == 0:  # nothing of rewriter's in it: the runtime's own difference
+                    r["runtimes"][rt][f"taps-{rt}"] = {"status": "no resize", "error": "the model has no Resize / Upsample"}
+                    continue
                 try:
                     tap = prepare_taps(r, rt, work)
                 except Exception as e:  # noqa: BLE001
@@ -459,7 +470,7 @@ def main(argv=None) -> int:
     print(f"results: {out / 'results.json'}; {time.time() - t0:.0f} s in all")
     silent = [(rt, r["id"]) for r in usable for rt in active
               if r["runtimes"][rt].get(f"fix-{rt}", {}).get("status") == "differs"
-              and r["runtimes"][rt].get(f"taps-{rt}", {}).get("status") != "resize exact"]
+              and r["runtimes"][rt].get(f"taps-{rt}", {}).get("status") not in ("resize exact", "no resize")]
     if args.taps and silent:
         print(f"FAILED: {len(silent)} fixed models differ without every Resize exact on the runtime: {silent}", file=sys.stderr)
         return 1

@@ -146,7 +146,7 @@ def main(run_one, fresh_after_error: bool = False) -> None:
             stage = getattr(e, "_stage", "convert")
             msg = f"{type(e).__name__}: {_first_line(str(e))}"
             hint = first_error_line(log)
-            if not _first_line(str(e)) and hint:
+            if (not _first_line(str(e)) or isinstance(e, SystemExit)) and hint:  # SystemExit: 1 says nothing
                 msg += " | " + hint
             result = {"status": "rejected", "stage": stage, "error": msg, "trace": traceback.format_exc()[-1500:]}
         if job.get("info"):
