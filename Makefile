@@ -75,3 +75,18 @@ test-runtimes:
 		--out $(RUNTIMES_RESULTS)-targets --runtimes $(TARGET_RUNTIMES) --timeout 300 \
 		--forms $$(echo $(TARGET_RUNTIMES) | sed 's/[^,]*/fix-&/g') > $(RUNTIMES_RESULTS)-targets/measure.log && \
 	$(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/check_targets.py $(RUNTIMES_RESULTS)-targets/results.json
+
+# The architecture corpus (models/architectures/) on the same runtimes: every model as it is and as
+# `fix-resize --target <runtime>` writes it, every output compared with ONNX Runtime on the original. A fixed model
+# that differs has each of its Resize nodes checked on the runtime's own input of it (--taps); fails if one differs
+# there (the rest of a network may round differently on another runtime: the summary lists those errors).
+.PHONY: test-runtimes-corpus
+
+test-runtimes-corpus:
+	@if [ ! -x $(RUNTIMES_VENV_DIR)/driver/bin/python ]; then \
+		echo "SKIPPED test-runtimes-corpus: no driver environment in $(RUNTIMES_VENV_DIR) (make runtimes-env)"; exit 0; fi; \
+	mkdir -p $(RUNTIMES_RESULTS)-corpus && \
+	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) $(RUNTIMES_VENV_DIR)/driver/bin/python tests/runtimes/measure_corpus.py \
+		--out $(RUNTIMES_RESULTS)-corpus --runtimes $(TARGET_RUNTIMES) --timeout 300 --taps \
+		> $(RUNTIMES_RESULTS)-corpus/measure.log; status=$$?; \
+	cat $(RUNTIMES_RESULTS)-corpus/summary.md; exit $$status

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rewriter
 from rewriter.graph import ModelView
 from rewriter.resize import ResizeSemantics, describe_node, find_resizes
 from rewriter.targets import make_target
@@ -125,6 +126,25 @@ def test_mnn_rules() -> None:
     assert mnn.accepts(_linear("half_pixel", "cubic", scales=[1, 1, 0.5, 0.5])) is None
     antialias = _linear("half_pixel", opset=18, scales=[1, 1, 0.5, 0.5], attrs={"antialias": 1})
     assert "differently" in mnn.accepts(antialias)  # antialias is ignored
+
+
+def test_mnn_linear_samples_at_its_own_float32_coordinates() -> None:
+    """MNN's Interp computes the source coordinate as x * s + o in float32 (s = n / m with sizes, 1 / scale with
+    scales). Measured with tests/runtimes/measure_corpus.py --taps: Faster R-CNN's 80 -> 96 half_pixel image resize
+    is 1.08e-5 off ORT on MNN's own input; single nodes 80 -> 96 half_pixel / align_corners 1.1e-5 / 1.04e-5 on
+    inputs in [-1, 1], which this model reproduces to 6e-8."""
+    mnn = make_target("mnn")
+    for transform in ("half_pixel", "align_corners"):
+        sem = _linear(transform, shape=(1, 1, 80, 80), sizes=[1, 1, 96, 96])
+        assert "differently" in mnn.accepts(sem)
+        assert mnn.naive_weights(sem, 3).difference(sem.axis_weights(3)) > 5e-6
+        fixed = rewriter.fix_resize(build_resize_model((1, 1, 80, 80), 13, {"mode": "linear", "coordinate_transformation_mode": transform},
+                                                       sizes=[1, 1, 96, 96]), "mnn")
+        assert {n.op_type for n in fixed.model.graph.node} == {"MatMul"}
+    # powers of two: both coordinate formulas are exact in float32
+    assert mnn.naive_weights(_linear("half_pixel", scales=[1, 1, 2, 2]), 3).difference(_linear("half_pixel", scales=[1, 1, 2, 2]).axis_weights(3)) == 0
+    # scales: MNN uses 1 / scale (5 -> 7 by 1.5 runs as it is; n / m would be far off)
+    assert mnn.accepts(_linear("half_pixel", scales=[1, 1, 1.5, 1.5])) is None
 
 
 def test_rknn_rules() -> None:

@@ -88,14 +88,20 @@ def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(y.astype(np.float64) - ref.astype(np.float64))) / max(1.0, float(np.max(np.abs(ref)))))
 
 
-def ort_run(path: Path, x: np.ndarray):
+def ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """ORT (CPU, graph optimisations off) on a model: every output by name."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"X": x})[0]
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+
+
+def ort_run(path: Path, x: np.ndarray):
+    """ORT's output of a grid model (one input X, one output)."""
+    return next(iter(ort_outputs(path, {"X": x}).values()))
 
 
 def op_summary(model) -> str:

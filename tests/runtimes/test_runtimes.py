@@ -43,3 +43,46 @@ def test_runtime_smoke(runtime, tmp_path):
     for c in SMOKE:
         verdict = M.classify(runtime, results[c.id], Path(jobs[SMOKE.index(c)]["out"]), refs[c.id])
         assert verdict["status"] == "exact", (c.id, verdict)
+
+
+def _two_in_two_out(path: Path) -> dict[str, np.ndarray]:
+    """Inputs a (1x2x3x4) and b (1x2x6x8); outputs up = Resize(a, x2 nearest) + b (4-D) and flat = b as 1x2x48
+    (3-D): named inputs and outputs of several ranks, as the architecture corpus has them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Resize", ["a", "", "scales"], ["ra"], mode="nearest"),
+             helper.make_node("Add", ["ra", "b"], ["up"]),
+             helper.make_node("Reshape", ["b", "shape"], ["flat"])]
+    graph = helper.make_graph(
+        nodes, "two", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 2, 3, 4]),
+                       helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 2, 6, 8])],
+        [helper.make_tensor_value_info("up", TensorProto.FLOAT, [1, 2, 6, 8]),
+         helper.make_tensor_value_info("flat", TensorProto.FLOAT, [1, 2, 48])],
+        [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+         numpy_helper.from_array(np.array([1, 2, 48], np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    rng = np.random.default_rng(0)
+    return {"a": rng.standard_normal((1, 2, 3, 4)).astype(np.float32), "b": rng.standard_normal((1, 2, 6, 8)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("runtime", list(M.RUNTIMES))
+def test_runtime_named_inputs_outputs(runtime, tmp_path):
+    """The runners feed inputs and return outputs by name, whatever their number and rank (measure_corpus.py)."""
+    import measure_corpus as C
+
+    why = M.available(runtime)
+    if why:
+        pytest.skip(f"{runtime}: {why}")
+    model = tmp_path / "two.onnx"
+    feeds = _two_in_two_out(model)
+    np.savez(tmp_path / "in.npz", **feeds)
+    refs = M.ort_outputs(model, feeds)
+    job = {"key": "two", "model": str(model), "inputs": str(tmp_path / "in.npz"), "out": str(tmp_path / "out.npz"),
+           "result": str(tmp_path / "two.json"), "work": str(tmp_path / "tmp"), "input_names": ["a", "b"],
+           "output_names": ["up", "flat"], "out_shapes": {k: list(v.shape) for k, v in refs.items()},
+           "out_shape": list(refs["up"].shape)}
+    with open(tmp_path / "log.txt", "w") as log:
+        results = M.run_runtime(runtime, [job], tmp_path, timeout=300, log=log)
+    verdict = C.classify(runtime, results["two"], tmp_path / "out.npz", refs)
+    assert verdict["status"] == "exact", verdict
+    assert set(verdict["errs"]) == {"up", "flat"}

@@ -2,8 +2,10 @@
 
     python runners/<runtime>.py JOBS.json PROGRESS.txt
 
-JOBS.json: a list of {"key", "model", "inputs" (.npz), "out" (.npz to write), "result" (.json to write),
-"work" (a scratch directory), "out_shape"}. For every job the runner appends "START key" to PROGRESS, converts
+JOBS.json: a list of {"key", "model", "inputs" (.npz, one array per input name), "out" (.npz to write, one
+array per output name), "result" (.json to write), "work" (a scratch directory), "input_names" and
+"output_names" (the model's, in graph order), "out_shape" (the first output's shape) and optionally
+"out_shapes" (output name -> shape)}. For every job the runner appends "START key" to PROGRESS, converts
 and runs the model, writes the outputs and a result JSON ({"status": "ran"} or {"status": "rejected",
 "stage", "error"}), then appends "DONE key". A job that kills the process (segfault, abort) leaves a START
 without DONE: the driver classifies it as crashed and restarts the runner on the remaining jobs.
@@ -101,6 +103,17 @@ def to_layout(x: np.ndarray, shape) -> np.ndarray:
     return x
 
 
+def ordered_inputs(inputs: dict, job: dict) -> list:
+    """The input arrays in the model's input order (job["input_names"]; the grid's one input is "X")."""
+    return [inputs[n] for n in job.get("input_names") or ["X"]]
+
+
+def output_shape(job: dict, name: str, index: int):
+    """ORT's shape of an output (by name, else the first output's shape)."""
+    shapes = job.get("out_shapes") or {}
+    return shapes.get(name) or (job["out_shape"] if index == 0 else None)
+
+
 def main(run_one, fresh_after_error: bool = False) -> None:
     """run_one(model_path, inputs: dict[str, ndarray], work_dir, job) -> dict[str, ndarray] (raise Rejected).
 
@@ -133,7 +146,7 @@ def main(run_one, fresh_after_error: bool = False) -> None:
             stage = getattr(e, "_stage", "convert")
             msg = f"{type(e).__name__}: {_first_line(str(e))}"
             hint = first_error_line(log)
-            if not _first_line(str(e)) and hint:
+            if (not _first_line(str(e)) or isinstance(e, SystemExit)) and hint:  # SystemExit: 1 says nothing
                 msg += " | " + hint
             result = {"status": "rejected", "stage": stage, "error": msg, "trace": traceback.format_exc()[-1500:]}
         if job.get("info"):

@@ -16,7 +16,7 @@ sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
 import ncnn  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import Rejected, first_error_line, main, stage  # noqa: E402
+from _common import Rejected, first_error_line, main, ordered_inputs, stage  # noqa: E402
 
 # the converter executable inside the pnnx package (its console script would start Python and import torch first)
 PNNX = os.path.join(importlib.util.find_spec("pnnx").submodule_search_locations[0], "pnnx")
@@ -36,8 +36,8 @@ def run_one(model_path, inputs, work, job):
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
     src = os.path.join(work, "m.onnx")
     shutil.copyfile(model_path, src)
-    x = inputs["X"]
-    shape = "[" + ",".join(str(d) for d in x.shape) + "]"
+    xs = ordered_inputs(inputs, job)
+    shape = ",".join("[" + ",".join(str(d) for d in x.shape) + "]" for x in xs)
     param, binf = os.path.join(work, "m.ncnn.param"), os.path.join(work, "m.ncnn.bin")
     with stage("convert"):
         p = subprocess.run([PNNX, src, f"inputshape={shape}", "fp16=0", f"ncnnparam={param}", f"ncnnbin={binf}",
@@ -64,12 +64,15 @@ def run_one(model_path, inputs, work, job):
             raise Rejected("load", "ncnn load_model failed")
     with stage("run"):
         ex = net.create_extractor()
-        ex.input("in0", ncnn.Mat(np.ascontiguousarray(x[0])))
-        ret, out = ex.extract("out0")
-        if ret != 0:
-            raise Rejected("run", f"ncnn extract returned {ret}")
-        y = np.array(out)
-    return {"Y": y[None]}
+        for i, x in enumerate(xs):  # pnnx names the inputs in0, in1, ... and the outputs out0, ... in graph order
+            ex.input(f"in{i}", ncnn.Mat(np.ascontiguousarray(x[0])))  # ncnn has no batch axis
+        result = {}
+        for i, name in enumerate(job.get("output_names") or ["Y"]):
+            ret, out = ex.extract(f"out{i}")
+            if ret != 0:
+                raise Rejected("run", f"ncnn extract out{i} returned {ret}")
+            result[name] = np.array(out)[None]
+    return result
 
 
 if __name__ == "__main__":

@@ -23,7 +23,12 @@ def run_one(model_path, inputs, work, job):
         compiled = CORE.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     with stage("run"):
         result = compiled(inputs)
-    return {out.get_any_name(): result[out] for out in compiled.outputs}
+    named = {}
+    for out in compiled.outputs:
+        names = out.get_names()
+        name = next((n for n in job.get("output_names") or [] if n in names), out.get_any_name())
+        named[name] = result[out]
+    return named
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import importlib.util  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
 sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
-from _common import Rejected, main, stage  # noqa: E402
+from _common import Rejected, main, ordered_inputs, stage  # noqa: E402
 from rknn.api import RKNN  # noqa: E402
 
 
@@ -33,10 +33,10 @@ def run_one(model_path, inputs, work, job):
             if rknn.init_runtime() != 0:
                 raise Rejected("init_runtime", "init_runtime() failed")
         with stage("run"):
-            outs = rknn.inference(inputs=[inputs["X"]], data_format="nchw")
+            outs = rknn.inference(inputs=ordered_inputs(inputs, job), data_format="nchw")
         if outs is None:
             raise Rejected("run", "inference() returned nothing")
-        return {"Y": outs[0]}
+        return dict(zip(job.get("output_names") or ["Y"], outs))
     finally:
         rknn.release()
 

@@ -1,5 +1,10 @@
 """TFLite via onnx2tf: `onnx2tf.convert(...)` writes <stem>_float32.tflite (NHWC I/O for 4-D tensors), run with
-the LiteRT Interpreter; the input is transposed to the .tflite's layout and the output back to the ONNX one."""
+the LiteRT Interpreter; the inputs are transposed to the .tflite's layout and the outputs back to the ONNX one
+(inputs and outputs matched by name: onnx2tf keeps the ONNX names, their order can change).
+
+When every input is a 3-channel image, onnx2tf loads a sample-image file for its own check of the conversion from
+the working directory, else downloads it from GitHub: the runner writes a seeded random one there first, so
+converting needs no network (the file only feeds onnx2tf's check, not the model)."""
 import os
 import shutil
 import sys
@@ -12,7 +17,7 @@ import importlib.util  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
 sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
-from _common import Rejected, main, stage, to_layout  # noqa: E402
+from _common import Rejected, main, output_shape, stage, to_layout  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
@@ -20,11 +25,17 @@ import onnx2tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 
+SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # onnx2tf.utils.common_functions.download_test_image_data
+
+
 def run_one(model_path, inputs, work, job):
     out_dir = os.path.join(work, "tf")
     shutil.rmtree(out_dir, ignore_errors=True)
     src = os.path.join(work, "m.onnx")
     shutil.copyfile(model_path, src)
+    os.chdir(os.path.dirname(os.path.abspath(work)))  # one sample file for every job of the batch
+    if not os.path.exists(SAMPLE):
+        np.save(SAMPLE, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
     with stage("convert"):
         onnx2tf.convert(input_onnx_file_path=src, output_folder_path=out_dir, non_verbose=True)
     tfl = os.path.join(out_dir, "m_float32.tflite")
@@ -33,18 +44,40 @@ def run_one(model_path, inputs, work, job):
     with stage("load"):
         interp = Interpreter(model_path=tfl, num_threads=1)
         interp.allocate_tensors()
+    names = job.get("input_names") or ["X"]
+    out_names = job.get("output_names") or ["Y"]
     with stage("run"):
-        (inp,) = interp.get_input_details()
-        x = inputs["X"]
-        want = tuple(inp["shape"])
-        if x.shape != want and x.ndim == 4 and x.transpose(0, 2, 3, 1).shape == want:
-            x = x.transpose(0, 2, 3, 1)
-        interp.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=np.float32))
-        interp.invoke()
-        out = interp.get_output_details()[0]
-        y = interp.get_tensor(out["index"])
+        sigs = interp.get_signature_list()
+        # the signature keeps the ONNX names (the output tensors are PartitionedCall:N, not always in graph order)
+        runner = interp.get_signature_runner() if len(sigs) == 1 else None
+        if runner and not set(names) <= set(runner.get_input_details()):
+            runner = None  # names the signature spells otherwise: by position
+        in_details = runner.get_input_details() if runner else dict(zip(names, interp.get_input_details()))
+        feeds = {}
+        for name in names:
+            inp = in_details[name]
+            x = inputs[name]
+            want = tuple(inp["shape"])
+            if x.shape != want and x.ndim == 4 and x.transpose(0, 2, 3, 1).shape == want:
+                x = x.transpose(0, 2, 3, 1)
+            feeds[name] = np.ascontiguousarray(x, dtype=inp["dtype"])
+        if runner:
+            outs = runner(**feeds)
+            if not set(out_names) <= set(outs) and len(outs) == len(out_names):
+                outs = dict(zip(out_names, [outs[n] for n in sigs["serving_default" if "serving_default" in sigs else next(iter(sigs))]["outputs"]]))
+        else:
+            for name, x in feeds.items():
+                interp.set_tensor(in_details[name]["index"], x)
+            interp.invoke()
+            outs = {n: interp.get_tensor(d["index"]) for n, d in zip(out_names, interp.get_output_details())}
+        result = {}
+        for i, name in enumerate(out_names):
+            if name not in outs:
+                raise Rejected("run", f"no output named {name} in the .tflite ({sorted(outs)})")
+            y = outs[name]
+            result[name] = to_layout(y, output_shape(job, name, i) or y.shape)
     job["info"]["tflite_io"] = [[int(d) for d in want], [int(d) for d in y.shape]]
-    return {"Y": to_layout(y, job["out_shape"])}
+    return result
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ _spec.loader.exec_module(_common)
 import types  # noqa: E402
 
 import torch  # noqa: E402
-from _common import main, stage  # noqa: E402
+from _common import main, ordered_inputs, stage  # noqa: E402
 
 # onnx2torch imports torchvision for its NonMaxSuppression / RoiAlign converters only. The torchvision wheel that
 # matches torch 2.13 on the package index is a CUDA build that cannot load next to the CPU torch, so the
@@ -46,13 +46,12 @@ def run_one(model_path, inputs, work, job):
         with stage("convert"):
             module = convert(model_path)
         with stage("run"), torch.no_grad():
-            y = module(torch.from_numpy(inputs["X"]))
+            y = module(*[torch.from_numpy(x) for x in ordered_inputs(inputs, job)])
     notes = sorted({str(w.message).splitlines()[0][:200] for w in caught if "onnx2torch" in (w.filename or "") or "interpolat" in str(w.message).lower()})
     if notes:
         job["info"]["warnings"] = notes
-    if isinstance(y, (list, tuple)):
-        y = y[0]
-    return {"Y": y.numpy()}
+    ys = list(y) if isinstance(y, (list, tuple)) else [y]
+    return {name: t.numpy() for name, t in zip(job.get("output_names") or ["Y"], ys)}
 
 
 if __name__ == "__main__":
