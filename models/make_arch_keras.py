@@ -5,13 +5,14 @@ Made with tensorflow-cpu 2.21.0, Keras 3.15.1, tf2onnx 1.17.0, onnx 1.23.2, onnx
 
     python models/make_arch_keras.py
 
-Writes ``architectures/keras_*_tf2onnx13.onnx`` + ``.io.npz`` and this script's entries of
+Writes ``architectures/keras_*_tf2onnx13{,_dynbatch}.onnx`` + ``.io.npz`` and this script's entries of
 ``architectures.json`` (not ``manifest.json``: see ``_arch_common.py``). Nothing is downloaded (any network
 connection raises).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -122,15 +123,17 @@ def main() -> None:
     print(EXPORTER)
     ac.ARCH_DIR.mkdir(exist_ok=True)
     entries, failures, written = [], [], set()
-    for seed, (stem, arch, builder, source) in enumerate(PLAN):
+    # every model twice: batch 1, and a dynamic batch (a None batch in the signature, as a Keras model is usually saved)
+    for (seed, (stem, arch, builder, source)), dynamic_batch in itertools.product(enumerate(PLAN), (False, True)):
         keras.utils.set_random_seed(seed)
         model = builder()
         randomize_batchnorm(model, seed + 100)
-        name = f"{stem}_tf2onnx{OPSET}"
+        name = f"{stem}_tf2onnx{OPSET}" + ("_dynbatch" if dynamic_batch else "")
+        kind = "tf2onnx+N" if dynamic_batch else "tf2onnx"
         path = ac.ARCH_DIR / f"{name}.onnx"
         shape = tuple(model.inputs[0].shape)
         x = ac.seeded_inputs({"image": shape}, seed + 200)["image"]
-        spec = (tf.TensorSpec(shape, tf.float32, name="image"),)
+        spec = (tf.TensorSpec((None, *shape[1:]) if dynamic_batch else shape, tf.float32, name="image"),)
         try:
             with ac.fc.quiet():
                 onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
@@ -138,16 +141,16 @@ def main() -> None:
             expected = {onnx_model.graph.output[0].name: np.asarray(model(x, training=False))}
             entry = ac.fc.finalize(path, inputs={onnx_model.graph.input[0].name: x}, expected=expected,
                                    exporter=f"{EXPORTER} opset {OPSET}", source=source, script=SCRIPT,
-                                   notes="static shapes; random weights",
+                                   notes=("dynamic batch" if dynamic_batch else "static shapes") + "; random weights",
                                    expected_from="Keras (model(x, training=False))")
         except Exception as exc:  # noqa: BLE001
             path.unlink(missing_ok=True)
             reason = ac.first_line(exc)
             print(f"  {name}: NOT PRODUCED ({reason})")
-            failures.append({"stem": name, "family": FAMILY, "arch": arch, "exporter_kind": "tf2onnx",
+            failures.append({"stem": name, "family": FAMILY, "arch": arch, "exporter_kind": kind,
                              "opset": OPSET, "reason": reason, "script": SCRIPT})
             continue
-        entry = ac.arch_entry(entry, family=FAMILY, exporter_kind="tf2onnx", opset=OPSET, arch=arch,
+        entry = ac.arch_entry(entry, family=FAMILY, exporter_kind=kind, opset=OPSET, arch=arch,
                               config=f"params={model.count_params()}")
         entries.append(entry)
         written.update(Path(f).name for f in [entry["file"], entry["io"]])
