@@ -78,3 +78,24 @@ def test_lowering_preferences_are_the_targets() -> None:
     assert "conv_transpose" in make_target("onnx").excluded_lowerings(sem, "auto")  # small maps: MatMul is faster
     assert set(make_target("onnx").excluded_lowerings(sem, "matmul")) == {"conv_transpose", "gather"}
     assert make_target("caffe").edge_replication == "slices" and not make_target("caffe").separable_deconv
+
+
+def test_tflite_lowers_nothing_under_a_dynamic_batch(tmp_path: Path) -> None:
+    """onnx2tf converted a lowered align_corners network with a dynamic batch 0.021 off (architecture corpus on the
+    real runtime): the tflite target refuses to lower under a symbolic batch, and its advice (pin the shapes) works."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from rewriter import fix_resize
+    from rewriter.errors import NotExactError
+    from tests.conftest import MODELS
+
+    path = MODELS / "architectures" / "hand_align_corners_dynamo_dynbatch.onnx"
+    with pytest.raises(NotExactError, match="dynamic batch.*--input-shape"):
+        fix_resize(path, "tflite", tmp_path / "dyn.onnx")
+    result = fix_resize(path, "tflite", tmp_path / "static.onnx", input_shapes={"image": (1, 3, 48, 64)})
+    assert any(n.state.kind == "lowered" for n in result.nodes)
+    x = np.random.default_rng(0).standard_normal((1, 3, 48, 64)).astype(np.float32)
+    want = ort.InferenceSession(str(path)).run(None, {"image": x})[0]
+    got = ort.InferenceSession(str(tmp_path / "static.onnx")).run(None, {"image": x})[0]
+    assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())

@@ -14,7 +14,10 @@ Where the rules come from (``onnx2tf/ops/Resize.py``, checked against the real r
 - lowerings: the ConvTranspose and Gather forms are exact; the usual MatMul pair (a constant on the left for
   H, on the right for W) is miscompiled when dimension sizes coincide (onnx2tf guesses the layout from the
   sizes: measured wrong whenever C = H', H = W or W = H'), so the MatMul form here moves each resized axis last
-  and multiplies from the right only (``matmul_right_only``): measured exact on every grid model that needs it.
+  and multiplies from the right only (``matmul_right_only``): measured exact on every grid model that needs it;
+- a lowered form under a dynamic (symbolic) batch is not emitted: onnx2tf infers layouts from static sizes, and
+  on the architecture corpus such a model converted silently 0.021 off (an align_corners network exported with a
+  dynamic batch; the same network with a static batch is exact), or was refused by the converter.
 """
 
 from __future__ import annotations
@@ -53,4 +56,16 @@ class TfliteTarget(RuntimeTarget):
         return weights_as(sem, size_ratio=True, transform=transform)
 
     matmul_right_only: ClassVar[bool] = True  # onnx2tf misreads a constant on the left of a MatMul
+
+    def excluded_lowerings(self, sem: ResizeSemantics, lower: str) -> dict[str, str]:
+        excluded = super().excluded_lowerings(sem, lower)
+        if not all(isinstance(d, int) for d in sem.input_shape or ()):
+            why = "onnx2tf infers layouts from static sizes: a lowered form under a dynamic batch converts wrong (measured)"
+            excluded.update({form: why for form in LOWERINGS if form not in excluded})
+        return excluded
+
+    def suggestion(self, sem: ResizeSemantics) -> str | None:
+        if not all(isinstance(d, int) for d in sem.input_shape or ()):
+            return "pin the input shapes with --input-shape (the lowered form converts right with static shapes)"
+        return super().suggestion(sem)
 

@@ -17,6 +17,16 @@ from _common import Rejected, main, ordered_inputs, stage  # noqa: E402
 from rknn.api import RKNN  # noqa: E402
 
 
+def _dynamic(model_path: str) -> bool:
+    """Whether a graph input has a dimension that is not a fixed size."""
+    import onnx
+
+    model = onnx.load(model_path, load_external_data=False)
+    initializers = {t.name for t in model.graph.initializer}
+    return any(not d.HasField("dim_value") or d.dim_value <= 0
+               for vi in model.graph.input if vi.name not in initializers for d in vi.type.tensor_type.shape.dim)
+
+
 def run_one(model_path, inputs, work, job):
     rknn = RKNN(verbose=False)
     try:
@@ -24,7 +34,10 @@ def run_one(model_path, inputs, work, job):
             if rknn.config(target_platform="rk3588") != 0:
                 raise Rejected("config", "config() failed")
         with stage("load"):
-            if rknn.load_onnx(model=model_path) != 0:
+            # a dynamic input (a symbolic batch) is fixed to the input given, as RKNN's own message asks
+            names = job.get("input_names") or ["X"]
+            sizes = {"inputs": names, "input_size_list": [list(inputs[n].shape) for n in names]} if _dynamic(model_path) else {}
+            if rknn.load_onnx(model=model_path, **sizes) != 0:
                 raise Rejected("load", "load_onnx() failed")
         with stage("build"):
             if rknn.build(do_quantization=False) != 0:
