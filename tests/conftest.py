@@ -13,7 +13,10 @@ ort.set_default_logger_severity(3)  # tf_half_pixel_for_nn at opset >= 13 logs a
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
-STATS_DIR = Path(os.environ.get("REWRITER_STATS_DIR", ROOT / ".pytest_cache" / "rewriter-stats"))
+# One directory per test session (the controller picks it and its xdist workers inherit it), so two sessions running
+# at once do not clear each other's summaries.
+os.environ.setdefault("REWRITER_STATS_DIR", str(ROOT / ".pytest_cache" / f"rewriter-stats-{os.getpid()}"))
+STATS_DIR = Path(os.environ["REWRITER_STATS_DIR"])
 
 
 def record_stats(name: str, stats: dict) -> None:
@@ -26,6 +29,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput") and STATS_DIR.exists():
         for f in STATS_DIR.glob("*.json"):
             f.unlink()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return
+
+    def _remove_later() -> None:  # after the terminal summary has read it
+        import shutil
+
+        shutil.rmtree(STATS_DIR, ignore_errors=True)
+
+    session.config.add_cleanup(_remove_later)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
