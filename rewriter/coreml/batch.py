@@ -8,7 +8,7 @@ Resize sizes...): it must come from the same op in all three programs and be ``b
 row repeated N times (a class token expanded to the batch). The program is then translated once more with a
 symbolic batch, and those constants are computed from the input's run-time shape (``shape`` ->
 ``slice_by_index`` -> ``mul``/``add``/``concat``; a repeated row: row + ``fill`` zeros of shape [N, ...]). Finally, every op of
-the symbolic program must have, at batch 1 and 2, exactly the shapes of the static programs. Anything else
+the symbolic program must have, at batch 1, 2 and 3, exactly the shapes of the static programs. Anything else
 (a different op sequence, a float constant or a constant whose shape depends on the batch, a value that is
 not linear in it, an op that needs it at compile time) is refused naming the node, with ``--input-shape``
 to pin the batch.
