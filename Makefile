@@ -16,8 +16,11 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 # The report test renders the HTML in headless Chromium (Debian's package); without it that test is skipped visibly.
+# The light runtimes (OpenVINO, tract: seconds to install) get their environments too, so every test run proves their
+# targets on the real runtime (tests/runtimes/test_runtimes.py); the others are `make test-runtimes`.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	RUNTIMES_VENV_DIR=$(RUNTIMES_VENV_DIR) bash tests/runtimes/setup_envs.sh openvino tract || echo "a runtime environment could not be installed: its tests will be skipped"
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium could not be installed: the report rendering test will be skipped"
 	touch $@
 

@@ -86,3 +86,50 @@ def test_runtime_named_inputs_outputs(runtime, tmp_path):
     verdict = C.classify(runtime, results["two"], tmp_path / "out.npz", refs)
     assert verdict["status"] == "exact", verdict
     assert set(verdict["errs"]) == {"up", "flat"}
+
+
+# The light runtimes (seconds to install: `make test` sets up their environments) prove their targets in every
+# test run: fix-resize's output for a slice of the grid, on the real runtime, against ORT on the original.
+LIGHT = ("openvino", "tract")
+SLICE = 8  # every 8th grid model: all modes, transforms and opsets appear
+
+
+@pytest.mark.parametrize("runtime", LIGHT)
+def test_light_target_on_its_runtime(runtime, tmp_path):
+    import rewriter
+    from rewriter.errors import NotExactError
+
+    why = M.available(runtime)
+    if why:
+        pytest.skip(f"{runtime}: {why}")
+    jobs, refs, refused = [], {}, 0
+    for c in G.grid()[::SLICE]:
+        model = G.build_model(c)
+        x = G.make_input(c)
+        try:
+            ref = M.ort_run(_save(model, tmp_path / f"{c.id}.onnx"), x)
+        except Exception:  # noqa: BLE001 - a configuration ORT itself rejects is not a test case
+            continue
+        fixed = tmp_path / f"{c.id}.fix.onnx"
+        try:
+            rewriter.fix_resize(model, runtime, str(fixed), verify="none")
+        except NotExactError:
+            refused += 1
+            continue
+        np.savez(tmp_path / f"{c.id}.npz", X=x)
+        refs[c.id] = ref
+        jobs.append({"key": c.id, "model": str(fixed), "inputs": str(tmp_path / f"{c.id}.npz"),
+                     "out": str(tmp_path / f"{c.id}.out.npz"), "result": str(tmp_path / f"{c.id}.json"),
+                     "work": str(tmp_path / "tmp" / c.id), "out_shape": list(ref.shape),
+                     "input_names": ["X"], "output_names": ["Y"]})
+    with open(tmp_path / "log.txt", "w") as log:
+        results = M.run_runtime(runtime, jobs, tmp_path, timeout=300, log=log)
+    verdicts = {job["key"]: M.classify(runtime, results[job["key"]], Path(job["out"]), refs[job["key"]]) for job in jobs}
+    wrong = {k: v for k, v in verdicts.items() if v["status"] != "exact"}
+    assert not wrong, wrong
+    assert len(jobs) >= 60 and refused <= len(jobs) // 20, (len(jobs), refused)
+
+
+def _save(model: onnx.ModelProto, path: Path) -> Path:
+    onnx.save(model, path)
+    return path
