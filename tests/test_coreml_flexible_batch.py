@@ -15,9 +15,8 @@ from onnx import numpy_helper as nh
 
 pytest.importorskip("coremltools")
 
-from rewriter.coreml import export_coreml  # noqa: E402
-from rewriter.coreml import reference  # noqa: E402
 from rewriter import fix_resize  # noqa: E402
+from rewriter.coreml import export_coreml, reference  # noqa: E402
 from rewriter.errors import NotExactError, UsageError  # noqa: E402
 from tests.cli_helpers import run_cli  # noqa: E402
 from tests.conftest import MODELS  # noqa: E402

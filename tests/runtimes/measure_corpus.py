@@ -33,7 +33,6 @@ import concurrent.futures as cf
 import hashlib
 import itertools
 import json
-import os
 import shutil
 import sys
 import time

@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 import onnx2tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
-
 SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # onnx2tf.utils.common_functions.download_test_image_data
 
 
