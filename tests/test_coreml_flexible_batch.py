@@ -199,3 +199,25 @@ def test_real_architectures_keep_a_flexible_batch(name: str, tmp_path: Path) -> 
     export = export_coreml(path, tmp_path / "m.mlpackage")
     assert export.flexible_batch is not None
     assert _at_batches(export, path, batches=(1, 2)) <= 1e-5
+
+
+def test_flexible_batch_as_a_neuralnetwork(tmp_path: Path) -> None:
+    """The NeuralNetwork form of the run-time batch (getShape, fillDynamic layers), by the reference evaluator."""
+    path = MODELS / "architectures" / "smp_dpt_ts17_dynbatch.onnx"
+    export = export_coreml(path, tmp_path / "m.mlmodel", model_format="neuralnetwork", deployment_target="iOS14", verify=True)
+    assert export.flexible_batch is not None
+    assert _at_batches(export, path, batches=(1, 3)) <= 1e-5
+
+
+def test_a_model_the_reference_cannot_run_is_not_written(tmp_path: Path, monkeypatch) -> None:
+    from rewriter.coreml.reference.mil import MILModel
+    from rewriter.errors import VerificationError
+
+    def refuse(self, feeds):
+        raise ValueError("an op it does not know")
+
+    monkeypatch.setattr(MILModel, "run", refuse)
+    out = tmp_path / "m.mlpackage"
+    with pytest.raises(VerificationError, match="reference evaluator cannot run the saved mlprogram model.*nothing was written"):
+        export_coreml(MODELS / "cnn_deeplab_ts13.onnx", out, verify=True)
+    assert not out.exists()

@@ -44,6 +44,7 @@ _CASES = {
     "expand_rank": _one("Expand", [3, 1, 5], {"s": np.array([2, 3, 4, 5])}, ["s"]),
     "expand_same_rank": _one("Expand", [1, 3, 1, 1], {"s": np.array([2, 1, 4, 4])}, ["s"]),
     "tile": _one("Tile", [1, 3, 2, 2], {"r": np.array([1, 1, 2, 3])}, ["r"]),
+    "softmax_channels": _one("Softmax", [2, 3, 4, 5], axis=1),  # NeuralNetwork: the softmax layer (axis -3)
 }
 
 

@@ -475,7 +475,11 @@ def _verify(export: CoreMLExport, original: onnx.ModelProto, ref, staged: Path, 
     for feeds in feed_sets:
         onnx_out = dict(zip([o.name for o in ort_session.get_outputs()], ort_session.run(None, feeds)))
         coreml_feeds = {export.input_names[k]: v for k, v in feeds.items() if k in export.input_names}
-        results = {"reference": ref.run(coreml_feeds)}
+        try:
+            results = {"reference": ref.run(coreml_feeds)}
+        except Exception as e:  # noqa: BLE001 - an op or layer the evaluator cannot run: not verified, not written
+            raise VerificationError(f"verify (reference): rewriter's reference evaluator cannot run the saved {export.model_format} "
+                                    f"model ({type(e).__name__}: {_first_line(e)}); nothing was written") from None
         if mlmodel is not None:
             try:
                 with _quiet():

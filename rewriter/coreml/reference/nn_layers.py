@@ -435,6 +435,10 @@ NN_LAYERS: dict[str, Callable] = {
     "concatND": _concat_nd,
     "splitND": _split_nd,
     "softmaxND": _softmax_nd,
+    "softmax": lambda layer, xs: K.softmax(xs[0], -3),  # NeuralNetwork.proto: along axis -3 (the channel axis)
+    "getShape": lambda layer, xs: np.array(np.shape(xs[0]), np.float32),  # a shape, as every blob, in float
+    "fillDynamic": lambda layer, xs: np.full(tuple(int(d) for d in xs[0]), layer.fillDynamic.value, np.float32),
+    "reshapeDynamic": lambda layer, xs: xs[0].reshape([int(d) for d in xs[1]]),
     "upsample": _upsample,
     "resizeBilinear": _resize_bilinear,
     "tile": _tile,
