@@ -35,6 +35,16 @@ def _vec(n: int) -> np.ndarray:
     return _R.standard_normal(n).astype(np.float32)
 
 
+def _transposed_matmul() -> onnx.ModelProto:
+    """x[1,6,4] -> Transpose(0,2,1) -> MatMul(W[6,3]): a channels-last linear layer (Segformer's decoder MLP), which
+    coremltools fuses into matmul(transpose_x=True) and, as a NeuralNetwork, writes as transpose + batchedMatmul."""
+    nodes = [oh.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]), oh.make_node("MatMul", ["t", "w"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 6, 4])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, None)],
+                          [nh.from_array(_R.standard_normal((6, 3)).astype(np.float32), "w")])
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
 _CASES = {
     "layer_norm": _one("LayerNormalization", [2, 7, 6], {"g": _vec(6), "b": _vec(6)}, ["g", "b"]),
     "layer_norm_two_axes": _one("LayerNormalization", [2, 3, 6], {"g": _vec(6)}, ["g"], axis=1),
@@ -45,6 +55,7 @@ _CASES = {
     "expand_same_rank": _one("Expand", [1, 3, 1, 1], {"s": np.array([2, 1, 4, 4])}, ["s"]),
     "tile": _one("Tile", [1, 3, 2, 2], {"r": np.array([1, 1, 2, 3])}, ["r"]),
     "softmax_channels": _one("Softmax", [2, 3, 4, 5], axis=1),  # NeuralNetwork: the softmax layer (axis -3)
+    "transposed_matmul": _transposed_matmul(),
 }
 
 

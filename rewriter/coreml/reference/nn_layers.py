@@ -212,13 +212,15 @@ def _multiply(layer, xs):
 def _batched_matmul(layer, xs):
     p = layer.batchedMatmul
     a = xs[0].astype(np.float64)
-    if p.transposeA:
-        a = np.swapaxes(a, -1, -2)
     if len(xs) == 2:
+        if p.transposeA:
+            a = np.swapaxes(a, -1, -2)
         b = xs[1].astype(np.float64)
         if p.transposeB:
             b = np.swapaxes(b, -1, -2)
         return a @ b
+    # With a weight matrix the flags do not apply: coremltools writes the transposes out (a transpose layer before,
+    # the weight stored transposed) and still sets the flags (its NN backend, op_mapping.matmul).
     # "Weight matrix representing shape [X1, X2]. Values are however stored in column major order."
     x1, x2 = int(p.weightMatrixFirstDimension), int(p.weightMatrixSecondDimension)
     w = weights(p.weights, (x2, x1)).T.astype(np.float64)
