@@ -45,9 +45,14 @@ class PassError(RewriterError):
     exit_code = 2
 
 
+def input_shape_option(name: str, dims) -> str:
+    """``--input-shape NAME=DIMS`` that runs as written: fixed dims kept, every other one 1."""
+    example = "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims) or "1"
+    return f"--input-shape {name}={example}"
+
+
 def dynamic_input_error(name: str, dims: list[int | str], alternative: str | None = None) -> UsageError:
     """The one message for a graph input whose shape a command needs static (every command says it alike)."""
     shown = "x".join(str(d) for d in dims) or "?"
-    example = "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims) or "1"
     more = f" or {alternative}" if alternative else ""
-    return UsageError(f"input {name!r} has a dynamic shape {shown}: pass --input-shape {name}={example}{more}")
+    return UsageError(f"input {name!r} has a dynamic shape {shown}: pass {input_shape_option(name, dims)}{more}")

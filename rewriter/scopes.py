@@ -53,36 +53,26 @@ class Scope:
     elem_types: dict[str, int] = field(default_factory=dict)
     source: onnx.GraphProto | None = None  # the model's own graph (``graph`` may be a shape-inferred copy)
 
-    def lookup_producer(self, name: str) -> onnx.NodeProto | None:
+    def chain(self) -> Iterator[Scope]:
+        """This scope and its enclosing ones, innermost first (where a name is looked up)."""
         scope: Scope | None = self
         while scope is not None:
-            if name in scope.producers:
-                return scope.producers[name]
+            yield scope
             scope = scope.parent
-        return None
+
+    def lookup_producer(self, name: str) -> onnx.NodeProto | None:
+        return next((scope.producers[name] for scope in self.chain() if name in scope.producers), None)
 
     def lookup_initializer(self, name: str) -> onnx.TensorProto | None:
-        scope: Scope | None = self
-        while scope is not None:
+        for scope in self.chain():
             if name in scope.initializers:
                 return scope.initializers[name]
             if name in scope.producers:  # shadowed by a node output in an inner scope
                 return None
-            scope = scope.parent
         return None
 
     def lookup_shape(self, name: str) -> tuple[Dim, ...] | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.shapes:
-                return scope.shapes[name]
-            scope = scope.parent
-        return None
+        return next((scope.shapes[name] for scope in self.chain() if name in scope.shapes), None)
 
     def lookup_elem_type(self, name: str) -> int | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.elem_types:
-                return scope.elem_types[name]
-            scope = scope.parent
-        return None
+        return next((scope.elem_types[name] for scope in self.chain() if name in scope.elem_types), None)

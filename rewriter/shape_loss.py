@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from rewriter.errors import input_shape_option
 from rewriter.scopes import Dim, Scope, shape_of
 from rewriter.static_values import (
     DATA_SHAPED,
@@ -222,5 +223,5 @@ def _input_shape_lost(name: str, shape: tuple[Dim, ...] | None) -> Lost:
     named = ", ".join(repr(d) if isinstance(d, str) else str(k) for k, d in loose)
     kind = "symbolic" if all(isinstance(d, str) for _, d in loose) else "not fixed"
     plural = len(loose) > 1
-    dims = "x".join(str(d) if isinstance(d, int) else "1" for d in shape)  # an example that runs as written
-    return Lost(f"depends on input {name!r} dimension{'s' if plural else ''} {named}, which {'are' if plural else 'is'} {kind}", fix=f"pass --input-shape {name}={dims}")
+    return Lost(f"depends on input {name!r} dimension{'s' if plural else ''} {named}, which {'are' if plural else 'is'} {kind}",
+                fix=f"pass {input_shape_option(name, shape)}")

@@ -160,6 +160,8 @@ class StaticValues:
 
     def owner(self, scope: Scope, name: str) -> Scope | None:
         """The scope that defines ``name`` as seen from ``scope`` (node output, initializer or graph input)."""
+        # A plain loop, not Scope.chain(): this is the forward pass's hottest lookup (the generator cost 13 % of
+        # ModelView.build on YOLO11-seg).
         s: Scope | None = scope
         while s is not None:
             if name in s.producers or name in s.initializers or name in self._inputs[id(s)] or name in self._values[id(s)]:

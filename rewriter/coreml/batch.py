@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from rewriter.errors import UsageError
+from rewriter.errors import UsageError, input_shape_option
+from rewriter.scopes import shape_of
 
 if TYPE_CHECKING:
     from rewriter.coreml.translator import Translation, Translator
@@ -54,7 +55,7 @@ class BatchAxis:
 
     def pin_advice(self) -> str:
         """The options that pin the batch (to 1: any size works)."""
-        return " ".join(f"--input-shape {name}={'x'.join(map(str, shape))}" for name, shape in self.at_one)
+        return " ".join(input_shape_option(name, shape) for name, shape in self.at_one)
 
     def shapes(self, static: dict[str, tuple[int, ...]], batch: Any) -> dict[str, tuple[Any, ...]]:
         """``static`` with axis 0 of the batch inputs set to ``batch`` (a size or a MIL symbol)."""
@@ -63,12 +64,14 @@ class BatchAxis:
 
 def batch_input(vi: onnx.ValueInfoProto) -> str | None:
     """The label of ``vi``'s batch axis when axis 0 is its only dimension that is not fixed (else None)."""
-    dims = list(vi.type.tensor_type.shape.dim) if vi.type.tensor_type.HasField("shape") else []
-    if len(dims) < 2 or (dims[0].HasField("dim_value") and dims[0].dim_value > 0):
+    dims = shape_of(vi) or ()
+    if len(dims) < 2 or _fixed(dims[0]) or not all(_fixed(d) for d in dims[1:]):
         return None
-    if not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
-        return None
-    return dims[0].dim_param or "?"
+    return dims[0] if isinstance(dims[0], str) else "?"
+
+
+def _fixed(d: object) -> bool:
+    return isinstance(d, int) and d > 0
 
 
 def refusal(where: str, why: str, batch: BatchAxis) -> UsageError:

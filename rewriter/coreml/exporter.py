@@ -276,16 +276,19 @@ def export_coreml(
     ios = int(deployment_target.removeprefix("iOS"))
     opset_version = getattr(ct.target, f"iOS{ios}") if model_format == "mlprogram" else getattr(ct.target, f"iOS{min(ios, 14)}")
     translators: list[Translator] = []
+    views: dict[int | None, ModelView] = {}  # by batch size: the symbolic translation reads batch 1's
 
     def translator_at(size: Any) -> Translator:
         """The translator with the batch inputs at ``size``: a batch size, or a MIL symbol (then it reads the model
         at batch 1 and the batch-dependent values are computed at run time: rewriter.coreml.batch)."""
         symbolic = batch is not None and not isinstance(size, int)
-        static = shapes if batch is None else batch.shapes(shapes, 1 if symbolic else size)
+        at = 1 if symbolic else size
+        static = shapes if batch is None else batch.shapes(shapes, at)
+        if at not in views:
+            views[at] = ModelView.build(fixed_at[at].model if fixed_at else fix.model, None, static)
         declared = batch.shapes(shapes, size) if symbolic else static
-        model = fixed_at[1 if symbolic else size].model if fixed_at else fix.model
-        translators.append(Translator(ModelView.build(model, None, static), COREML_OPS, declared, deployment_target,
-                                      model_format, opset_version, batch_symbol=size if symbolic else None))
+        translators.append(Translator(views[at], COREML_OPS, declared, deployment_target, model_format, opset_version,
+                                      batch_symbol=size if symbolic else None))
         return translators[-1]
 
     try:

@@ -59,13 +59,17 @@ class TfliteTarget(RuntimeTarget):
 
     def excluded_lowerings(self, sem: ResizeSemantics, lower: str) -> dict[str, str]:
         excluded = super().excluded_lowerings(sem, lower)
-        if not all(isinstance(d, int) for d in sem.input_shape or ()):
+        if _symbolic(sem):
             why = "onnx2tf infers layouts from static sizes: a lowered form under a dynamic batch converts wrong (measured)"
             excluded.update({form: why for form in LOWERINGS if form not in excluded})
         return excluded
 
     def suggestion(self, sem: ResizeSemantics) -> str | None:
-        if not all(isinstance(d, int) for d in sem.input_shape or ()):
+        if _symbolic(sem):
             return "pin the input shapes with --input-shape (the lowered form converts right with static shapes)"
         return super().suggestion(sem)
 
+
+def _symbolic(sem: ResizeSemantics) -> bool:
+    """The node's input has a dimension that is not a number (a dynamic batch)."""
+    return not all(isinstance(d, int) for d in sem.input_shape or ())

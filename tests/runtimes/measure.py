@@ -233,6 +233,20 @@ def run_runtime(rt: str, jobs: list[dict], work: Path, timeout: float, log) -> d
     return results
 
 
+def run_reusing(rt: str, jobs: list[dict], work: Path, timeout: float, reuse: bool, log) -> dict[str, dict]:
+    """``run_runtime`` on the jobs without a result yet when ``reuse`` (else on all of them); every job's result."""
+    have: dict[str, dict] = {}
+    if reuse:
+        for j in jobs:
+            try:
+                have[j["key"]] = json.loads(Path(j["result"]).read_text())
+            except (OSError, ValueError):  # missing, or left empty by a process that died while writing it
+                pass
+    todo = [j for j in jobs if j["key"] not in have]
+    print(f"[{rt}] {len(todo)} models to run ({len(have)} reused)", flush=True)
+    return {**have, **run_runtime(rt, todo, work, timeout, log)}
+
+
 def classify(rt: str, res: dict, out_path: Path, ref: np.ndarray) -> dict:
     if res["status"] != "ran":
         return {k: v for k, v in res.items() if k in ("status", "error", "stage", "seconds")}
@@ -421,20 +435,7 @@ def main(argv=None) -> int:
 
     def one_runtime(rt):
         t = time.time()
-        jobs = jobs_for(rt)
-        if args.reuse:
-            have = {}
-            for j in jobs:
-                try:
-                    have[j["key"]] = json.loads(Path(j["result"]).read_text())
-                except (OSError, ValueError):  # missing, or left empty by a process that died while writing it
-                    pass
-            todo = [j for j in jobs if j["key"] not in have]
-        else:
-            have, todo = {}, jobs
-        print(f"[{rt}] {len(todo)} models to run ({len(have)} reused)", flush=True)
-        res = dict(have)
-        res.update(run_runtime(rt, todo, work, args.timeout, log))
+        res = run_reusing(rt, jobs_for(rt), work, args.timeout, args.reuse, log)
         (work / f"{rt}.raw.json").write_text(json.dumps(res))
         print(f"[{rt}] done in {time.time() - t:.0f} s: {dict(Counter(v['status'] for v in res.values()))}", flush=True)
         return rt, res

@@ -373,20 +373,6 @@ def main(argv=None) -> int:
     active = [r for r in runtimes if r not in skipped]
     usable = [r for r in records if r["ort"]["status"] == "ran"]
 
-    def run_jobs(rt: str, jobs: list[dict]) -> dict:
-        have, todo = {}, jobs
-        if args.reuse:
-            for j in jobs:
-                try:
-                    have[j["key"]] = json.loads(Path(j["result"]).read_text())
-                except (OSError, ValueError):
-                    pass
-            todo = [j for j in jobs if j["key"] not in have]
-        print(f"[{rt}] {len(todo)} models to run ({len(have)} reused)", flush=True)
-        res = dict(have)
-        res.update(M.run_runtime(rt, todo, work, args.timeout, sys.stdout))
-        return res
-
     def job(rt: str, key: str, model: str, rec: dict, outputs: list[str], out_shapes: dict, inputs: Path) -> dict:
         d = work / rt
         d.mkdir(exist_ok=True)
@@ -403,7 +389,7 @@ def main(argv=None) -> int:
                 if "sha" in f and f["sha"] not in unique:
                     unique[f["sha"]] = job(rt, f["sha"], f["path"], r, r["outputs"], r["ort"]["shapes"],
                                            work / "models" / f"{r['id']}.inputs.npz")
-        res = run_jobs(rt, list(unique.values()))
+        res = M.run_reusing(rt, list(unique.values()), work, args.timeout, args.reuse, sys.stdout)
         print(f"[{rt}] done in {time.time() - t:.0f} s: {dict(Counter(v['status'] for v in res.values()))}", flush=True)
         return rt, res
 
@@ -446,7 +432,7 @@ def main(argv=None) -> int:
                 taps[r["id"]] = tap
                 jobs.append(job(rt, "taps-" + tap["sha"], tap["path"], r, tap["outputs"],
                                 {**r["ort"]["shapes"], **tap["out_shapes"]}, work / "models" / f"{r['id']}.inputs.npz"))
-            res = run_jobs(rt, jobs) if jobs else {}
+            res = M.run_reusing(rt, jobs, work, args.timeout, args.reuse, sys.stdout) if jobs else {}
             return rt, taps, res
 
         with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:

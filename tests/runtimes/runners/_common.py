@@ -26,6 +26,13 @@ import traceback
 import numpy as np
 
 
+def leave_runner_directory() -> None:
+    """Take the runners' directory off ``sys.path``: ``runners/tract.py`` must import the real ``tract`` package."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    sys.path_importer_cache.pop(here, None)
+
+
 class Rejected(Exception):
     """The converter or loader refused the model (a return code, or a model it did not convert)."""
 

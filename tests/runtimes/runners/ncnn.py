@@ -1,19 +1,13 @@
 """ncnn through pnnx's ONNX frontend: `pnnx model.onnx inputshape=[...] fp16=0` (fp16=0 keeps constants in
 float32; pnnx's default rounds them to float16), then the ncnn Python binding on the CPU with fp16/bf16
 storage and arithmetic off. The emitted ncnn layer types are recorded in the result."""
+import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 
-# this file's directory must not shadow the runtime's package (a runner is named like it)
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
-import importlib.util  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
-sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
+import _common  # noqa: E402 - from this directory (sys.path[0]), which then leaves the path:
+_common.leave_runner_directory()  # a runner is named like its runtime's package
 import ncnn  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import Rejected, first_error_line, main, ordered_inputs, stage  # noqa: E402

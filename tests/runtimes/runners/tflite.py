@@ -7,16 +7,9 @@ the working directory, else downloads it from GitHub: the runner writes a seeded
 converting needs no network (the file only feeds onnx2tf's check, not the model)."""
 import os
 import shutil
-import sys
 
-# this file's directory must not shadow the runtime's package (a runner is named like it)
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
-import importlib.util  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
-sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
+import _common  # noqa: E402 - from this directory (sys.path[0]), which then leaves the path:
+_common.leave_runner_directory()  # a runner is named like its runtime's package
 from _common import Rejected, main, output_shape, stage, to_layout  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -1,17 +1,10 @@
 """onnx2torch: `onnx2torch.convert(model)` to a torch.fx GraphModule, run in float32 on the CPU. The converter's
 warnings (it announces some semantic substitutions) are recorded in the result."""
-import os
 import sys
 import warnings
 
-# this file's directory must not shadow the runtime's package (a runner is named like it)
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
-import importlib.util  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("_common", os.path.join(HERE, "_common.py"))
-sys.modules["_common"] = _common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
+import _common  # noqa: E402 - from this directory (sys.path[0]), which then leaves the path:
+_common.leave_runner_directory()  # a runner is named like its runtime's package
 import types  # noqa: E402
 
 import torch  # noqa: E402
