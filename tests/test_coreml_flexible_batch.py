@@ -82,6 +82,13 @@ def test_max_batch_bounds_the_range(tmp_path: Path) -> None:
     assert export.to_json()["flexible_batch"] == {"inputs": ["image"], "dimension": "N", "range": [1, 4]}
 
 
+def _batch_model(nodes: list, inits: list, y_shape: list | None = None) -> onnx.ModelProto:
+    """x[N, 2, 5, 7] -> ``nodes`` -> y, opset 13."""
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, y_shape)], inits)
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
 def _flatten_by_batch() -> onnx.ModelProto:
     """x[N,2,5,7] -> Resize x2 -> Reshape to [N, -1] computed from Shape (as x.view(x.shape[0], -1) exports)."""
     nodes = [
@@ -94,9 +101,7 @@ def _flatten_by_batch() -> onnx.ModelProto:
     ]
     inits = [nh.from_array(np.array([1, 1, 2, 2], np.float32), "scales"), nh.from_array(np.array(0, np.int64), "zero"),
              nh.from_array(np.array([0], np.int64), "axes"), nh.from_array(np.array([-1], np.int64), "minus_one")]
-    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
-                          [oh.make_tensor_value_info("y", TP.FLOAT, ["N", 280])], inits)
-    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    return _batch_model(nodes, inits, ["N", 280])
 
 
 def test_batch_dependent_reshape_is_computed_at_run_time(tmp_path: Path) -> None:
@@ -116,9 +121,7 @@ def _batch_index_constant() -> onnx.ModelProto:
              oh.make_node("Resize", ["a", "", "scales"], ["y"], mode="nearest")]
     inits = [nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array(1, np.int64), "one"),
              nh.from_array(np.array([-1, 1, 1, 1], np.int64), "column"), nh.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
-    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
-                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
-    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    return _batch_model(nodes, inits)
 
 
 def _expanded_token() -> onnx.ModelProto:
@@ -131,9 +134,7 @@ def _expanded_token() -> onnx.ModelProto:
              nh.from_array(np.array([1, 5, 7], np.int64), "rest"),
              nh.from_array(np.random.default_rng(1).standard_normal((1, 1, 5, 7)).astype(np.float32), "token"),
              nh.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
-    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
-                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
-    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    return _batch_model(nodes, inits)
 
 
 def test_a_row_expanded_to_the_batch_is_computed_at_run_time(tmp_path: Path) -> None:
@@ -176,9 +177,7 @@ def _batch_lost_in_arithmetic() -> onnx.ModelProto:
     inits = [nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array(1, np.int64), "one"),
              nh.from_array(np.array([0], np.int64), "axes"), nh.from_array(np.array([2, 5, 7], np.int64), "rest"),
              nh.from_array(np.array([2, 10, 14], np.int64), "spatial")]
-    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, ["N", 2, 5, 7])],
-                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
-    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    return _batch_model(nodes, inits)
 
 
 def test_fix_resize_at_each_probe_batch_when_the_shape_is_lost(tmp_path: Path) -> None:

@@ -244,7 +244,10 @@ def run_reusing(rt: str, jobs: list[dict], work: Path, timeout: float, reuse: bo
                 pass
     todo = [j for j in jobs if j["key"] not in have]
     print(f"[{rt}] {len(todo)} models to run ({len(have)} reused)", flush=True)
-    return {**have, **run_runtime(rt, todo, work, timeout, log)}
+    start = time.time()
+    res = {**have, **run_runtime(rt, todo, work, timeout, log)}
+    print(f"[{rt}] done in {time.time() - start:.0f} s: {dict(Counter(v['status'] for v in res.values()))}", flush=True)
+    return res
 
 
 def classify(rt: str, res: dict, out_path: Path, ref: np.ndarray) -> dict:
@@ -434,10 +437,8 @@ def main(argv=None) -> int:
         return jobs
 
     def one_runtime(rt):
-        t = time.time()
         res = run_reusing(rt, jobs_for(rt), work, args.timeout, args.reuse, log)
         (work / f"{rt}.raw.json").write_text(json.dumps(res))
-        print(f"[{rt}] done in {time.time() - t:.0f} s: {dict(Counter(v['status'] for v in res.values()))}", flush=True)
         return rt, res
 
     raw: dict[str, dict] = {}

@@ -381,7 +381,6 @@ def main(argv=None) -> int:
                 "output_names": outputs, "out_shapes": out_shapes, "out_shape": out_shapes[outputs[0]]}
 
     def one_runtime(rt: str):
-        t = time.time()
         unique = {}
         for r in usable:
             for form in ("native", f"fix-{rt}"):
@@ -389,9 +388,7 @@ def main(argv=None) -> int:
                 if "sha" in f and f["sha"] not in unique:
                     unique[f["sha"]] = job(rt, f["sha"], f["path"], r, r["outputs"], r["ort"]["shapes"],
                                            work / "models" / f"{r['id']}.inputs.npz")
-        res = M.run_reusing(rt, list(unique.values()), work, args.timeout, args.reuse, sys.stdout)
-        print(f"[{rt}] done in {time.time() - t:.0f} s: {dict(Counter(v['status'] for v in res.values()))}", flush=True)
-        return rt, res
+        return rt, M.run_reusing(rt, list(unique.values()), work, args.timeout, args.reuse, sys.stdout)
 
     raw: dict[str, dict] = {}
     with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
