@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from rewriter.resize import ResizeSemantics
-from rewriter.sampling import F32, AxisWeights
+from rewriter.sampling import F32, AxisWeights, lerp_weights
 from rewriter.targets.runtime import RuntimeTarget, spatial_nchw, weights_as
 
 
@@ -60,7 +60,8 @@ class MNNTarget(RuntimeTarget):
 
 def interp_linear_weights(sem: ResizeSemantics, axis: int) -> AxisWeights:
     """The weights MNN's Interp (linear) applies along one axis: source coordinate ``x * s + o`` in float32, its
-    floor and fraction, both taps clamped to the input (antialias ignored)."""
+    floor and fraction, both taps clamped to the input (antialias ignored). MNN takes 1 - fraction in float32,
+    within an ulp of the float64 weight lerp_weights gives."""
     n, m = sem.lengths(axis)
     transform = sem.transform
     if transform == "align_corners" or (transform == "pytorch_half_pixel" and m == 1):
@@ -71,10 +72,4 @@ def interp_linear_weights(sem: ResizeSemantics, axis: int) -> AxisWeights:
         o = {"half_pixel": F32(F32(0.5) * s) - F32(0.5), "pytorch_half_pixel": F32(F32(0.5) * s) - F32(0.5),
              "tf_half_pixel_for_nn": F32(F32(0.5) * s)}.get(transform, F32(0))
     src = (np.arange(m, dtype=F32) * s).astype(F32) + o
-    low = np.floor(src).astype(np.int64)
-    frac = (src - low.astype(F32)).astype(F32)
-    w = np.zeros((m, n))
-    rows = np.arange(m)
-    np.add.at(w, (rows, np.clip(low, 0, n - 1)), (F32(1) - frac).astype(np.float64))
-    np.add.at(w, (rows, np.clip(low + 1, 0, n - 1)), frac.astype(np.float64))
-    return AxisWeights(w)
+    return AxisWeights(lerp_weights(src, n))  # MNN clamps both taps to the input: the same as clamping src
