@@ -325,7 +325,7 @@ def export_coreml_command(
     input_shape: InputShapes = None,
     input_value: InputValues = None,
     compute_precision: Annotated[str, typer.Option("--compute-precision", help="float32 | float16")] = "float32",
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Upper bound of a flexible batch (an input whose only dynamic dimension is axis 0).")] = 64,
+    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Upper bound of a flexible batch (an input whose only dynamic dimension is axis 0; default 64).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Compare with ONNX Runtime (Core ML itself on macOS; the reference evaluator everywhere).")] = False,
     output_format: Annotated[
         str | None,
@@ -348,7 +348,7 @@ def export_coreml_command(
             model, output, deployment_target=settings.deployment_target or "iOS15",
             model_format=model_format or ("neuralnetwork" if output.suffix.lower() == ".mlmodel" else "mlprogram"),
             input_shapes=settings.input_shapes, input_values=settings.input_values, compute_precision=compute_precision, verify=verify,
-            max_batch=max_batch,
+            **({} if max_batch is None else {"max_batch": max_batch}),
         )
     emit(coreml_listing(r), fmt)
     for w in r.warnings:
